@@ -1,0 +1,5 @@
+import sys
+
+from spatialladder.construction.cli import main
+
+sys.exit(main())
