@@ -83,20 +83,21 @@ class BuildConfig:
 # ------------------------------------------------------------------------------------------------
 def pick_frames(n: int, video_frames: int, num_views: int) -> tuple[list[int], list[int]]:
     """Indices into a sequence of ``n`` valid frames: the video's (evenly spaced, first and last
-    included) and the views' (evenly spaced, offset half a step; none when ``n < num_views``)."""
-    if n == 0:
+    included) and the views' (evenly spaced, offset half a step, each moved to the nearest frame
+    the video does not use, so no frame is a single-image context twice); no views when fewer
+    than ``num_views`` frames are left."""
+    if n < 2:
         return [], []
-    video = (
-        sorted({round(i * (n - 1) / max(1, video_frames - 1)) for i in range(video_frames)}) if n >= 2 else []
-    )
-    views = (
-        sorted({min(n - 1, int((j + 0.5) * n / num_views)) for j in range(num_views)})
-        if n >= num_views
-        else []
-    )
-    if len(views) < num_views:
-        views = []
-    return video, views
+    video = sorted({round(i * (n - 1) / max(1, video_frames - 1)) for i in range(video_frames)})
+    free = sorted(set(range(n)) - set(video))
+    if len(free) < num_views:
+        return video, []
+    views: list[int] = []
+    for j in range(num_views):
+        target = (j + 0.5) * n / num_views
+        best = min((i for i in free if i not in views), key=lambda i: (abs(i - target), i))
+        views.append(best)
+    return video, sorted(views)
 
 
 def to_camera(frame: Frame, scan: ScanScene, group: str) -> Camera:

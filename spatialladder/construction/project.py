@@ -6,7 +6,8 @@ For an instance and a frame:
   projection falls inside the image; ``truncation`` = 1 - in-view points / all points;
 - *visible*: in-view points the depth map confirms: the depth image (its own intrinsics and
   resolution) at the point's nearest pixel is valid (> 0) and not nearer than the point by more
-  than ``depth_tolerance`` metres; ``occlusion`` = 1 - visible / in-view points;
+  than ``depth_tolerance`` metres; ``occlusion`` = 1 - (depth pixels with a visible point) /
+  (depth pixels with any in-view point), so the object's own far side does not count as occluded;
 - the 2D box is the floor/ceil of the visible points' colour-image pixel extent, clipped to
   ``[0, width-1] x [0, height-1]`` (the grounding rows' ``bbox_2d`` convention, original pixels).
 
@@ -43,7 +44,7 @@ class VisibilityConfig:
 class Detection:
     """An instance as one frame sees it. ``box`` is set only when every filter passed."""
 
-    visible_fraction: float  # visible points / all points
+    visible_fraction: float  # (1 - truncation) * (1 - occlusion); 0 = not seen at all
     truncation: float
     occlusion: float
     box: tuple[int, int, int, int] | None
@@ -90,9 +91,13 @@ def detect(
     inside = (duv[:, 0] >= 0) & (duv[:, 0] < dw) & (duv[:, 1] >= 0) & (duv[:, 1] < dh)
     measured = np.zeros(n_view)
     measured[inside] = depth_m[duv[inside, 1], duv[inside, 0]]
-    ok = (measured > 0) & (pc[in_view, 2] <= measured + cfg.depth_tolerance)
+    ok = inside & (measured > 0) & (pc[in_view, 2] <= measured + cfg.depth_tolerance)
     n_vis = int(ok.sum())
-    occlusion = 1.0 - n_vis / n_view
+    # Occlusion is measured on the object's depth-image footprint, not per point: the far side of
+    # the object itself is hidden behind its near side, which is not occlusion by something else.
+    pixel = duv[:, 1] * dw + duv[:, 0]
+    footprint = np.unique(pixel[inside])
+    occlusion = 1.0 - len(np.unique(pixel[ok])) / len(footprint) if len(footprint) else 1.0
     if n_vis == 0:
         return Detection(0.0, truncation, occlusion, None, None)
     extent = box_of(uv[in_view][ok], color.width, color.height)
@@ -105,4 +110,5 @@ def detect(
         reason = TOO_SMALL
     else:
         reason = None
-    return Detection(n_vis / n, truncation, occlusion, extent if reason is None else None, reason, extent)
+    seen = (1.0 - truncation) * (1.0 - occlusion)
+    return Detection(seen, truncation, occlusion, extent if reason is None else None, reason, extent)
