@@ -75,7 +75,9 @@ def test_reader_loads_scannet_layout(tmp_path: Path) -> None:
         lo, hi = inst.aabb
         assert np.allclose(lo, obj.min_corner, atol=1e-5) and np.allclose(hi, obj.max_corner, atol=1e-5)
         assert np.allclose(inst.center, obj.center, atol=1e-5) and np.allclose(inst.size, obj.size, atol=1e-5)
-    assert np.allclose(scan.room_min, (0, 0, 0), atol=1e-5) and np.allclose(scan.room_max, (6, 6, 3), atol=1e-5)
+    assert np.allclose(scan.room_min, (0, 0, 0), atol=1e-5) and np.allclose(
+        scan.room_max, (6, 6, 3), atol=1e-5
+    )
     # poses come back in the aligned frame
     for f in scan.frames:
         assert np.allclose(f.pose, camera_pose(scene.cameras[f.frame_id // 20]), atol=1e-6)
@@ -212,18 +214,25 @@ def _derive(row: dict, scene: Scene, stride: int) -> str:
         assert d[order[1]] - d[order[0]] >= 0.25, "near-tie not filtered"
         return "ABCD"[order[0]]
     if qt == "relative direction" and "standing by" in q:
-        by, facing, target = re.search(r"standing by the (.+) and facing the (.+), is the (.+) to my", q).groups()
+        by, facing, target = re.search(
+            r"standing by the (.+) and facing the (.+), is the (.+) to my", q
+        ).groups()
         b, f, t = (_obj(scene, n).center for n in (by, facing, target))
         n = math.hypot(f[0] - b[0], f[1] - b[1])
         ux, uy = (f[0] - b[0]) / n, (f[1] - b[1]) / n
         x, z = (t[0] - b[0]) * uy - (t[1] - b[1]) * ux, (t[0] - b[0]) * ux + (t[1] - b[1]) * uy
-        assert min(abs(x), abs(z)) >= math.hypot(x, z) * math.sin(math.radians(15)) - 1e-9, "near a quadrant boundary"
+        assert min(abs(x), abs(z)) >= math.hypot(x, z) * math.sin(math.radians(15)) - 1e-9, (
+            "near a quadrant boundary"
+        )
         ans = ("front" if z > 0 else "back") + "-" + ("right" if x > 0 else "left")
         return "ABCD"[opts.index(ans)]
     if qt == "relative direction":
         target, ref = re.search(r"is the (.+) to the (.+)'s left, right", q).groups()
         cam = scene.cameras[int(Path(row["image"][0]).stem) // stride]
-        (tx, tz), (rx, rz) = _cam_frame(cam, _obj(scene, target).center), _cam_frame(cam, _obj(scene, ref).center)
+        (tx, tz), (rx, rz) = (
+            _cam_frame(cam, _obj(scene, target).center),
+            _cam_frame(cam, _obj(scene, ref).center),
+        )
         dx, dz = tx - rx, tz - rz
         assert max(abs(dx), abs(dz)) >= 1.5 * min(abs(dx), abs(dz)) - 1e-9, "near a direction boundary"
         ans = ("right" if dx > 0 else "left") if abs(dx) > abs(dz) else ("back" if dz > 0 else "front")
@@ -281,12 +290,19 @@ def test_built_dataset_is_valid_and_answers_follow_the_3d_truth(built) -> None:
         sid, fname = p.split("/")
         assert (out / "images" / p).read_bytes() == (_root / sid / "color" / fname).read_bytes()
     cold = _rows(out / "spld_coldstart_data.jsonl")
-    assert cold and all(re.fullmatch(r"<think>[^<]+</think><answer>[^<]+</answer>", c["solution"]) for c in cold)
-    spatial_by_prompt = {(build_prompt(r["question"], r["options"], "thinking"), tuple(r["image"])): r for r in spatial}
+    assert cold and all(
+        re.fullmatch(r"<think>[^<]+</think><answer>[^<]+</answer>", c["solution"]) for c in cold
+    )
+    spatial_by_prompt = {
+        (build_prompt(r["question"], r["options"], "thinking"), tuple(r["image"])): r for r in spatial
+    }
     assert len(spatial_by_prompt) == len(spatial)  # no question asked twice on the same images
     for c in cold:  # a cold-start row is a spatial row with its thinking prompt and the same answer
         r = spatial_by_prompt[(c["prompt"], tuple(c["image"]))]
-        assert c["solution"].endswith(f"</think><answer>{r['answer']}</answer>") and c["data_type"] == r["data_type"]
+        assert (
+            c["solution"].endswith(f"</think><answer>{r['answer']}</answer>")
+            and c["data_type"] == r["data_type"]
+        )
 
 
 def test_grounding_boxes_match_projection_of_ground_truth(built) -> None:
@@ -331,7 +347,9 @@ def test_stats_and_resume(built) -> None:
     assert stats["rows"]["spatial"] == len(_rows(out / "spld_spatial_data.jsonl"))
     assert "| relative direction |" in md and "| detection_occluded |" in md
     before = {p.name: p.read_bytes() for p in out.glob("spld_*.jsonl")}
-    stats2, errors = build_dataset(root, out, BuildConfig(seed=3, video_frames=12), progress=False, validate=False)
+    stats2, errors = build_dataset(
+        root, out, BuildConfig(seed=3, video_frames=12), progress=False, validate=False
+    )
     assert stats2["resumed_scenes"] == 2 and not errors
     assert {p.name: p.read_bytes() for p in out.glob("spld_*.jsonl")} == before
 
@@ -342,7 +360,9 @@ def test_near_tie_filter_drops_relative_distance(tmp_path: Path) -> None:
         out = tmp_path / sid
         build_dataset(tmp_path / "scans", out, BuildConfig(), scenes=[sid], progress=False, validate=False)
         rows = _rows(out / "spld_spatial_data.jsonl")
-        return sum(r["question_type"] == "relative distance" for r in rows), json.loads((out / "stats.json").read_text())
+        return sum(r["question_type"] == "relative distance" for r in rows), json.loads(
+            (out / "stats.json").read_text()
+        )
 
     # a square: every object's two nearest neighbours are equally far -> no relative-distance question
     n, stats = n_rel_dist([(2, 2), (4, 2), (2, 4), (4, 4)], "scene0901_00")
@@ -372,7 +392,9 @@ def test_visibility_answers_in_a_panning_video(tmp_path: Path) -> None:
     rows = _rows(out / "spld_spatial_data.jsonl")
     first = {c: b // 40 for c, b in bearings.items()}
     order_rows = [r for r in rows if r["question_type"] == "appearance order"]
-    count_rows = [r for r in rows if r["question_type"] == "object count" and r["data_type"] == "single_image"]
+    count_rows = [
+        r for r in rows if r["question_type"] == "object count" and r["data_type"] == "single_image"
+    ]
     assert order_rows and count_rows
     for r in order_rows:
         names = re.search(r"in the video: (.+)\?", r["question"]).group(1).split(", ")
