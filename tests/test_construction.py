@@ -415,3 +415,37 @@ def test_balance_letters_caps_an_overused_letter() -> None:
     # fair share 16 / 4 = 4, +15 % -> at most 5 per letter
     assert Counter(r["answer"] for r in kept) == {"A": 5, "B": 2, "C": 2, "D": 2}
     assert filtered["letter_balance"] == 5
+
+
+def test_oriented_box_of_a_turned_object() -> None:
+    from spatialladder.construction.scene import oriented_box
+
+    pts = _box_points((-0.6, -0.2, 0.0), (0.6, 0.2, 0.8))  # 1.2 x 0.4 x 0.8, centred at the origin
+    a = math.radians(30)
+    rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    box = oriented_box(pts @ rot.T + [2.0, 1.0, 0.0])
+    assert np.allclose(box.center, (2.0, 1.0, 0.4), atol=1e-9)
+    assert np.allclose(box.size, (1.2, 0.4, 0.8), atol=1e-9) and math.isclose(box.heading, a, abs_tol=1e-9)
+    # the axis-aligned box of the same points would call it 1.24 m long
+    assert max(np.ptp(pts @ rot.T, axis=0)[:2]) > 1.23
+
+
+def test_cli_builds_good_scenes_and_names_the_broken_one(tmp_path: Path, capsys) -> None:
+    from spatialladder.construction.cli import main
+
+    for sid in ("scene0910_00", "scene0911_00"):
+        write_scannet_scene(_room_scene([(2, 2.5), (4, 2.5), (2, 3.5), (4, 3.5)], sid), tmp_path / "scans")
+    (tmp_path / "scans" / "scene0911_00" / "scene0911_00.aggregation.json").write_text("{}")
+    out = tmp_path / "out"
+    rc = main(["build", "--scannet-root", str(tmp_path / "scans"), "--out", str(out), "--max-per-type", "1",
+               "--no-progress"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert (
+        "FAILED scene scene0911_00" in captured.err
+        and "scene0911_00.aggregation.json: no segGroups" in captured.err
+    )
+    rows = _rows(out / "spld_spatial_data.jsonl")
+    assert rows and {r["image"][0].split("/")[0] for r in rows} == {"scene0910_00"}
+    per = Counter((r["question_type"], r["data_type"]) for r in rows)
+    assert max(per.values()) == 1  # --max-per-type 1
