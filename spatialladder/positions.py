@@ -228,9 +228,9 @@ def resume_hint(diff: dict[str, Any]) -> str:
     old = diff["position_convention"][0]
     written = "before the convention was recorded" if old is None else f"under {old!r}"
     return (
-        f". Its predictions were generated {written}; positions after every video differ "
-        f"({UPSTREAM_REPORT}), so rerun this model/benchmark into a fresh --output-dir (or --overwrite) "
-        "instead of mixing the two"
+        f". Its predictions were generated {written}: the text after a video whose frames reach past "
+        f"its spatial extent sat at other positions ({UPSTREAM_REPORT}). Rerun this model/benchmark into "
+        "a fresh --output-dir (or with --overwrite) rather than mixing the two"
     )
 
 

@@ -238,6 +238,18 @@ def test_video_table_reaches_the_rotary_embedding_in_a_forward(train_model) -> N
         rec.remove()
 
 
+def test_a_deep_copy_keeps_the_convention_bound_to_itself(train_model) -> None:
+    import copy
+
+    twin = copy.deepcopy(train_model)  # e.g. a reference model copied from the policy
+    assert position_convention(twin) == POSITION_CONVENTION
+    assert twin.model.get_rope_index.__self__ is twin.model  # not the original's backbone
+    inputs = issue_inputs(twin.config, 16)
+    inputs.pop("pixel_values_videos")
+    got, _ = twin.model.get_rope_index(**inputs)
+    assert got[:, 0, 5 + 8 * 130].tolist() == [ISSUE_TABLE[16][1]] * 3
+
+
 def mixed_batch(config: Any) -> dict[str, torch.Tensor]:
     """Row 0: text, image (merged 2x3), text, image (3x2), text. Row 1: text, image (2x2), text,
     8-grid video (2x3, 2 fps), text. Left padding to the longer row."""
@@ -435,5 +447,5 @@ def test_eval_resume_refuses_results_of_another_convention(tmp_path: Path) -> No
         with pytest.raises(SystemExit) as err:
             _check_run_config(bench_dir, signature)
         message = str(err.value)
-        assert "position_convention" in message and "rerun" in message and "45381" in message
+        assert "position_convention" in message and "Rerun" in message and "45381" in message
         assert ("before the convention was recorded" in message) == (old is None)
