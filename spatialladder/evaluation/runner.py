@@ -38,6 +38,7 @@ from typing import Any
 from spatialladder.evaluation.benchmarks import BENCHMARKS, PROMPT_KINDS, get_benchmark, resolve_benchmarks
 from spatialladder.evaluation.benchmarks.base import natural_key
 from spatialladder.evaluation.scoring import SCORERS, TYPE_FIELD, aggregate, score_sample
+from spatialladder.positions import POSITION_CONVENTION, install_original_positions, resume_hint
 
 __all__ = [
     "EvalConfig",
@@ -104,6 +105,7 @@ class EvalConfig:
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
             "generation": self.generation_params(),
+            "position_convention": POSITION_CONVENTION,
         }
         if benchmark == "VSI-Bench":
             sig["num_frames"] = self.num_frames
@@ -425,6 +427,7 @@ def load_model(path: str, device: Any, attn_implementation: str = "auto") -> tup
         attn = "flash_attention_2" if cuda and importlib.util.find_spec("flash_attn") else "sdpa"
     dtype = torch.bfloat16 if cuda else torch.float32
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, attn_implementation=attn)
+    install_original_positions(model)  # the convention run_signature records (spatialladder.positions)
     model.to(device).eval()
     processor = AutoProcessor.from_pretrained(path)
     processor.tokenizer.padding_side = "left"  # batched generation appends after the prompt
@@ -499,7 +502,7 @@ def _check_run_config(bench_dir: Path, signature: dict[str, Any]) -> None:
             diff = {k: (old.get(k), signature.get(k)) for k in set(old) | set(signature) if old.get(k) != signature.get(k)}
             raise SystemExit(
                 f"run_eval: {bench_dir} holds predictions made with other settings {diff} (old, new); "
-                "use another --output-dir or --overwrite"
+                "use another --output-dir or --overwrite" + resume_hint(diff)
             )
     else:
         _atomic_write_text(path, json.dumps(signature, indent=2, sort_keys=True) + "\n")

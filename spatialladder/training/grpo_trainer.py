@@ -62,6 +62,7 @@ from accelerate.utils import gather_object
 from trl import GRPOTrainer
 from trl.trainer.utils import nanstd
 
+from spatialladder.positions import install_original_positions
 from spatialladder.training.zero3 import install_uniform_vision_forward, resolve_vision_dummy
 
 IMAGES_COLUMN = "media_images"
@@ -221,6 +222,10 @@ class SpatialGRPOTrainer(GRPOTrainer):
                 suppress.append(self._video_pad_token_id)
             self.generation_config.suppress_tokens = suppress
             self.generation_kwargs["suppress_tokens"] = suppress
+
+        # TRL loads the reference model (and a policy given by name) itself: same positions as load_model's.
+        for m in (self.model, self.ref_model) if self.ref_model is not None else (self.model,):
+            install_original_positions(m)
 
         self.vision_dummy = resolve_vision_dummy(vision_dummy, self.accelerator)
         if self.vision_dummy:

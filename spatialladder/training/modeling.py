@@ -229,6 +229,8 @@ def load_model(model_args: Any, training_args: Any = None, *, freeze_vision: boo
     """
     from transformers import AutoModelForImageTextToText
 
+    from spatialladder.positions import install_original_positions
+
     problems = (
         checkpoint_problems(model_args.model_name_or_path)
         if looks_like_local_path(model_args.model_name_or_path)
@@ -246,6 +248,7 @@ def load_model(model_args: Any, training_args: Any = None, *, freeze_vision: boo
     if getattr(model_args, "model_revision", None) not in (None, "main"):
         kwargs["revision"] = model_args.model_revision
     model = AutoModelForImageTextToText.from_pretrained(model_args.model_name_or_path, **kwargs)
+    install_original_positions(model)  # Qwen2.5-VL's own M-RoPE layout after videos (spatialladder.positions)
     if training_args is not None and getattr(training_args, "gradient_checkpointing", False):
         model.config.use_cache = False
         if hasattr(model.config, "text_config"):
