@@ -1,0 +1,132 @@
+"""Analysis tools on hand-worked inputs: entropy clustering, attention shares, training-log curves."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from spatialladder.analysis import dynamics
+from spatialladder.analysis.entropy import UNPARSABLE, cluster_answers, entropy, question_entropy, summarize
+
+# ------------------------------------------------------------------------------ semantic entropy
+
+
+def test_entropy_split_four_four_is_ln2() -> None:
+    replies = ["<answer>A</answer>"] * 4 + ["<answer>B</answer>"] * 4
+    row = question_entropy(replies, multiple_choice=True, letters="ABCD")
+    assert row["clusters"] == {"A": 4, "B": 4}
+    assert row["entropy"] == pytest.approx(math.log(2), abs=1e-12)
+
+
+def test_entropy_all_equal_is_zero_and_all_distinct_is_lnk() -> None:
+    same = ["<answer>C</answer>", "C", "The answer is C.", "(C)"] * 2  # one meaning, four spellings
+    assert question_entropy(same, multiple_choice=True, letters="ABCD")["entropy"] == 0.0
+    distinct = [f"<answer>{v}</answer>" for v in (1, 2, 3, 4, 5, 6, 7, 8)]
+    row = question_entropy(distinct, multiple_choice=False)
+    assert len(row["clusters"]) == 8
+    assert row["entropy"] == pytest.approx(math.log(8), abs=1e-12)
+
+
+def test_numbers_within_tolerance_merge() -> None:
+    # 3.0, 3.1 and 3.14 are within 5 % of the cluster's anchor 3.0; 3.2 is 6.3 % away and starts a new one;
+    # "three" is a number word (3.0); "2,000" -> 2000.
+    replies = ["<answer>3.1</answer>", "3.0 m", "three", "3.14", "<answer>3.2</answer>", "2,000", "2050", "0"]
+    clusters = cluster_answers(replies, multiple_choice=False, rel_tol=0.05)
+    assert clusters == {"0": 1, "3": 4, "3.2": 1, "2000": 2}
+    assert cluster_answers(replies, multiple_choice=False, rel_tol=0.0) == {
+        "0": 1, "3": 2, "3.1": 1, "3.14": 1, "3.2": 1, "2000": 1, "2050": 1,
+    }  # fmt: skip
+    assert entropy([1, 4, 1, 2]) == pytest.approx(-(2 * 0.125 * math.log(0.125) + 0.5 * math.log(0.5) + 0.25 * math.log(0.25)))
+
+
+def test_unparsable_replies_are_one_cluster() -> None:
+    replies = ["no idea", "<answer></answer>", "a chair", "<answer>2</answer>", "<answer>2.05</answer>", "x", "?", "2"]
+    row = question_entropy(replies, multiple_choice=False)
+    assert row["clusters"] == {UNPARSABLE: 5, "2": 3}
+    assert row["n_unparsable"] == 5
+    assert row["entropy"] == pytest.approx(-(5 / 8 * math.log(5 / 8) + 3 / 8 * math.log(3 / 8)))
+    # An option letter outside the question's options is unparsable too ("E" with options A-D).
+    assert cluster_answers(["E", "B", "b"], multiple_choice=True, letters="ABCD") == {UNPARSABLE: 1, "B": 2}
+
+
+def test_summary_means_per_type() -> None:
+    rows = [
+        {"question_type": "t1", "k": 8, "n_unparsable": 0, "entropy": 0.0},
+        {"question_type": "t1", "k": 8, "n_unparsable": 4, "entropy": 1.0},
+        {"question_type": "t2", "k": 8, "n_unparsable": 0, "entropy": 2.0},
+    ]
+    s = summarize(rows)
+    assert s["overall"] == {"n_questions": 3, "mean_entropy": 1.0, "unparsable_share": 4 / 24}
+    assert s["by_type"]["t1"]["mean_entropy"] == 0.5 and s["by_type"]["t2"]["mean_entropy"] == 2.0
+
+
+# ------------------------------------------------------------------------------ training dynamics
+
+SFT_LOG = [{"loss": 3.0 - 0.1 * i, "learning_rate": 1e-3, "grad_norm": 1.0, "step": i} for i in range(1, 6)]
+GRPO_LOG = [
+    {"step": i, "loss": 0.0, "reward": 0.3 + 0.1 * i, "reward_std": 0.5, "rewards/format/mean": 0.1 * i,
+     "rewards/accuracy/mean": 0.2 * i, "reward_std_within_group": 0.4 / i, "completions/mean_length": 40.0 - i,
+     "kl": 0.001 * i}
+    for i in range(1, 5)
+] + [{"step": 4, "train_runtime": 12.0, "train_loss": 0.0}]  # fmt: skip
+
+
+def _fake_run(root: Path) -> Path:
+    for stage, log in (("stage1_grounding", SFT_LOG), ("coldstart", SFT_LOG[:3]), ("stage3_grpo", GRPO_LOG)):
+        (root / stage).mkdir(parents=True)
+        (root / stage / "trainer_state.json").write_text(json.dumps({"global_step": log[-1]["step"], "log_history": log}))
+    # an unfinished stage: only a checkpoint's trainer state
+    (root / "stage2_spatial" / "checkpoint-2").mkdir(parents=True)
+    (root / "stage2_spatial" / "checkpoint-2" / "trainer_state.json").write_text(
+        json.dumps({"global_step": 2, "log_history": SFT_LOG[:2]})
+    )
+    for name, overall in (("step-2", 30.0), ("final", 40.0)):
+        d = root / "stage3_grpo" / dynamics.CHECKPOINT_EVAL_DIR / name / "VSI-Bench"
+        d.mkdir(parents=True)
+        (d / "scores.json").write_text(json.dumps({"overall": overall, "n": 5, "limit": 5}))
+    return root
+
+
+def test_dynamics_reads_every_stage_in_ladder_order(tmp_path: Path) -> None:
+    data = dynamics.collect(_fake_run(tmp_path / "run"))
+    assert list(data["stages"]) == ["stage1_grounding", "stage2_spatial", "coldstart", "stage3_grpo"]
+    assert [s["kind"] for s in data["stages"].values()] == ["sft", "sft", "sft", "grpo"]
+    assert data["stages"]["stage1_grounding"]["series"]["loss"]["values"] == [e["loss"] for e in SFT_LOG]
+    assert data["stages"]["stage2_spatial"]["series"]["loss"]["steps"] == [1, 2]  # from checkpoint-2
+    grpo = data["stages"]["stage3_grpo"]["series"]
+    assert grpo["rewards/accuracy/mean"] == {"steps": [1, 2, 3, 4], "values": [0.2 * i for i in range(1, 5)]}
+    assert grpo["reward_std_within_group"]["values"] == [0.4, 0.2, pytest.approx(0.4 / 3), 0.1]
+    for key in ("rewards/format/mean", "completions/mean_length", "kl", "reward_std", "reward"):
+        assert len(grpo[key]["steps"]) == 4, key
+    scores = data["stages"]["stage3_grpo"]["checkpoint_scores"]
+    assert [(r["step"], r["overall"]) for r in scores] == [(2, 30.0), (4, 40.0)]  # final = global step 4
+
+
+def test_dynamics_command_writes_json_and_pngs(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from spatialladder.analysis.__main__ import main
+
+    run = _fake_run(tmp_path / "run")
+    assert main(["dynamics", str(run)]) == 0
+    out = run / "analysis" / "dynamics"
+    saved = json.loads((out / "dynamics.json").read_text())
+    assert set(saved["stages"]) == {"stage1_grounding", "stage2_spatial", "coldstart", "stage3_grpo"}
+    for name in ("sft_loss.png", "grpo_dynamics.png", "checkpoint_scores.png"):
+        with Image.open(out / name) as img:
+            assert img.width > 300 and img.height > 200
+    # one stage directly
+    assert main(["dynamics", str(run / "stage3_grpo"), "--out", str(tmp_path / "one")]) == 0
+    assert list(json.loads((tmp_path / "one" / "dynamics.json").read_text())["stages"]) == ["stage3_grpo"]
+
+
+def test_dynamics_names_a_broken_log(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "trainer_state.json").write_text('{"log_history": [\n{"loss": 1,}]}')
+    with pytest.raises(ValueError, match=r"trainer_state.json:2: not valid JSON"):
+        dynamics.collect(tmp_path / "s")
+    with pytest.raises(FileNotFoundError, match="no stage with a trainer_state.json"):
+        dynamics.collect(tmp_path / "nothing")
