@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from spatialladder.analysis import dynamics
 from spatialladder.analysis.entropy import UNPARSABLE, cluster_answers, entropy, question_entropy, summarize
@@ -130,3 +131,62 @@ def test_dynamics_names_a_broken_log(tmp_path: Path) -> None:
         dynamics.collect(tmp_path / "s")
     with pytest.raises(FileNotFoundError, match="no stage with a trainer_state.json"):
         dynamics.collect(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------------ attention share
+
+
+def test_token_shares_on_a_hand_built_pattern() -> None:
+    from spatialladder.analysis.attention import token_shares
+
+    # 1 layer, 2 heads, 4 keys; keys 1 and 2 are visual; queries 2 and 3.
+    attn = torch.zeros(1, 2, 4, 4)
+    attn[0, 0, 2] = torch.tensor([0.5, 0.25, 0.25, 0.0])
+    attn[0, 0, 3] = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    attn[0, 1, 2] = torch.tensor([0.0, 1.0, 0.0, 0.0])
+    attn[0, 1, 3] = torch.tensor([0.25, 0.25, 0.25, 0.25])
+    shares = token_shares(attn, [2, 3], torch.tensor([False, True, True, False]))
+    assert shares["visual_share"] == [pytest.approx((0.5 + 0.5 + 1.0 + 0.5) / 4)]
+    assert shares["text_share"] == [pytest.approx((0.5 + 0.5 + 0.0 + 0.5) / 4)]
+    assert shares["total"] == [pytest.approx(1.0)]
+
+
+def test_box_share_against_a_hand_built_pattern() -> None:
+    from spatialladder.analysis.attention import box_coverage, box_share
+
+    # 2 x 3 merged cells of 28 px; the box covers cell (0, 1) whole and the left half of cell (1, 2).
+    cover = box_coverage((2, 3), [[28, 0, 56, 28], [56, 28, 70, 56]])
+    assert cover.tolist() == [0.0, 1.0, 0.0, 0.0, 0.0, 0.5]
+    attn = torch.tensor([0.1, 0.4, 0.1, 0.1, 0.1, 0.2]) * 0.3  # 30 % of the mass is visual
+    assert box_share(attn, cover) == pytest.approx((0.4 + 0.5 * 0.2) / 1.0)
+    # overlapping boxes count once (a union), boxes are clipped to the frame
+    assert box_coverage((1, 2), [[0, 0, 28, 28], [0, 0, 28, 28], [-10, -10, 14, 100]]).tolist() == [1.0, 0.0]
+    assert box_share(torch.ones(4), box_coverage((2, 2), [[0, 0, 56, 28]])) == pytest.approx(0.5)
+
+
+def test_attention_shares_on_the_tiny_model(tiny_model_dir: Path, synthetic_data_dir: Path, tmp_path: Path) -> None:
+    from spatialladder.analysis.attention import MERGED_CELL, attention_analysis, grounding_samples
+    from spatialladder.geometry import ResizeRule
+
+    settings = {"min_pixels": 4 * 28 * 28, "max_pixels": 16 * 28 * 28, "max_new_tokens": 4}
+    rule = ResizeRule(factor=MERGED_CELL, min_pixels=settings["min_pixels"], max_pixels=settings["max_pixels"])
+    samples = grounding_samples(synthetic_data_dir / "spld_grounding_data.jsonl", None, rule, 2, 0)
+    result = attention_analysis(str(tiny_model_dir), samples, tmp_path, overlays=1, answer_source="reference",
+                                **settings)  # fmt: skip
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for sample, row in zip(samples, result["samples"]):
+        w, h = rule.resized_size(*sample["images"][0].size)
+        assert row["n_visual_tokens"] == (w // MERGED_CELL) * (h // MERGED_CELL)  # one image, its merged grid
+        assert row["n_answer_tokens"] == len(tokenizer(sample["reference"])["input_ids"]) + 1  # + <|im_end|>
+        n_layers = len(row["visual_share"])
+        assert n_layers == 2
+        for v, t, total in zip(row["visual_share"], row["text_share"], row["total"]):
+            assert 0 < v < 1 and total == pytest.approx(1.0, abs=1e-5) and v + t == pytest.approx(total)
+        assert all(0 <= b <= 1 for b in row["box_share"]) and 0 < row["box_chance"] < 1
+    assert result["visual_share"] == pytest.approx(
+        sum(sum(r["visual_share"]) / 2 for r in result["samples"]) / len(samples)
+    )
+    assert (tmp_path / "attention.json").is_file() and (tmp_path / "attention.png").is_file()
+    assert len(list(tmp_path.glob("overlay_*.png"))) == 1

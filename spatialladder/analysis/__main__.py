@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", required=True, help="attention.json and overlay PNGs")
     p.add_argument("--grounding", help="a SpatialLadder-26k grounding jsonl: also the share inside the target box")
     p.add_argument("--overlays", type=int, default=4, help="PNG overlays for the first N samples")
+    p.add_argument("--answer-source", default="generated", choices=("generated", "reference"),
+                   help="attention of the model's greedy reply (default) or of the reference answer")
 
     p = sub.add_parser("dynamics", parents=[gen], help="training curves and benchmark score per checkpoint")
     p.add_argument("run_dir", help="one stage's output directory, or WORK_DIR with all stages")
