@@ -13,10 +13,11 @@ from spatialladder.evaluation.benchmarks import PROMPT_KINDS
 EVAL_OPTIONS = ("prompt_kind", "num_frames", "min_pixels", "max_pixels", "max_new_tokens", "batch_size")
 
 
-def _generation_parent() -> argparse.ArgumentParser:
+def _generation_parent(prompt_kinds: Sequence[str] = PROMPT_KINDS, default: str = "thinking") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("generation (as eval/run_eval.sh)")
-    g.add_argument("--prompt-kind", default="thinking", choices=PROMPT_KINDS)
+    g.add_argument("--prompt-kind", default=default, choices=prompt_kinds,
+                   help=f"default {default}" + ("; auto = the prompt each stage was trained with" if "auto" in prompt_kinds else ""))
     g.add_argument("--num-frames", type=int, default=32, help="frames per video")
     g.add_argument("--min-pixels", type=int, default=16 * 28 * 28)
     g.add_argument("--max-pixels", type=int, default=512 * 28 * 28, help="per image or frame")
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", action="append", default=[], metavar="DIR|NAME=DIR")
     p.add_argument("--limit", type=int, default=None, help="a seeded subset per benchmark for --eval-checkpoints")
 
-    p = sub.add_parser("ladder", parents=[gen], help="semantic entropy and attention share per stage of a run")
+    ladder_gen = _generation_parent(("auto", "direct", "thinking"), "auto")
+    p = sub.add_parser("ladder", parents=[ladder_gen], help="semantic entropy and attention share per stage of a run")
     p.add_argument("work_dir", help="WORK_DIR of run_scripts/run_all.sh (stage folders, base model)")
     p.add_argument("--out", help="default WORK_DIR/analysis/ladder")
     p.add_argument("--questions", help="spatial jsonl (default WORK_DIR/synthetic/spld_spatial_data.jsonl)")
@@ -78,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--num-samples", type=int, default=8)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base", help="base model (default WORK_DIR/tiny-qwen25vl when present)")
+    p.add_argument("--overlays", type=int, default=2, help="attention overlays per stage")
+    p.add_argument("--answer-source", default="generated", choices=("generated", "reference"))
     return parser
 
 
