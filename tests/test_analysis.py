@@ -190,3 +190,67 @@ def test_attention_shares_on_the_tiny_model(tiny_model_dir: Path, synthetic_data
     )
     assert (tmp_path / "attention.json").is_file() and (tmp_path / "attention.png").is_file()
     assert len(list(tmp_path.glob("overlay_*.png"))) == 1
+
+
+# ------------------------------------------------------------------------------ entropy on the tiny model
+
+SMALL = {"min_pixels": 4 * 28 * 28, "max_pixels": 16 * 28 * 28, "max_new_tokens": 6, "num_frames": 4,
+         "prompt_kind": "direct", "batch_size": 2}  # fmt: skip
+
+
+def test_entropy_samples_k_replies_through_the_runner_and_resumes(
+    tiny_model_dir: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    from spatialladder.analysis.entropy import semantic_entropy
+    from spatialladder.analysis.questions import SpatialJsonl
+
+    bench = SpatialJsonl(synthetic_data_dir / "spld_spatial_data.jsonl")
+    docs = bench.load_docs(limit=3, seed=0)
+    result = semantic_entropy(str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=4, **SMALL)
+    pred = tmp_path / "tiny" / bench.NAME / "predictions.rank0.jsonl"
+    lines = [json.loads(x) for x in pred.read_text().splitlines()]
+    assert len(lines) == 3 and all(len(x["samples"]) == 4 and x["prediction"] == x["samples"][0] for x in lines)
+    assert any(len(set(x["samples"])) > 1 for x in lines)  # sampled (temperature 1), not 4 greedy copies
+    assert lines[0]["generation"]["num_return_sequences"] == 4 and lines[0]["generation"]["do_sample"]
+    # the saved entropy is the hand formula applied to the saved replies
+    for line, row in zip(sorted(lines, key=lambda x: x["doc_id"]), sorted(result["per_question"], key=lambda r: r["doc_id"])):
+        doc = next(d for d in docs if d["doc_id"] == line["doc_id"])
+        mcq = doc["options"] is not None
+        assert row["entropy"] == pytest.approx(
+            question_entropy(line["samples"], multiple_choice=mcq, letters="ABCDEFGH"[: len(doc["options"] or [])] or "ABCDEFGH")["entropy"]
+        )
+    assert result["overall"]["n_questions"] == 3 and "one cluster" in result["unparsable_policy"]
+    assert (tmp_path / "entropy.json").is_file() and (tmp_path / "entropy.png").is_file()
+
+    # resume: a rerun generates nothing new and gives the same entropies
+    before = pred.read_bytes()
+    again = semantic_entropy(str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=4, **SMALL)
+    assert pred.read_bytes() == before and again["per_question"] == result["per_question"]
+    # other settings in the same folder are refused, not mixed
+    with pytest.raises(SystemExit, match="other settings"):
+        semantic_entropy(str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=5, **SMALL)
+
+
+def test_entropy_rejects_bad_settings_before_loading(tmp_path: Path) -> None:
+    from spatialladder.analysis.entropy import semantic_entropy
+
+    with pytest.raises(SystemExit, match="num-samples must be >= 2"):
+        semantic_entropy("/nonexistent", None, [{"doc_id": "1"}], tmp_path, num_samples=1)
+    with pytest.raises(SystemExit, match="temperature must be > 0"):
+        semantic_entropy("/nonexistent", None, [{"doc_id": "1"}], tmp_path, temperature=0.0)
+
+
+def test_entropy_command_on_a_benchmark(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from spatialladder.analysis.__main__ import main
+    from spatialladder.evaluation.fixtures import make_fixtures
+
+    make_fixtures(tmp_path / "bench", seed=1, per_type=1)
+    argv = ["entropy", "--model", str(tiny_model_dir), "--benchmark", "CV-Bench", "--data-root", str(tmp_path / "bench"),
+            "--limit", "2", "-k", "3", "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    for key, value in SMALL.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "out" / "entropy.json").read_text())
+    assert saved["questions"] == "CV-Bench" and saved["overall"]["n_questions"] == 2
+    assert all(r["answer_kind"] == "mcq" and r["k"] == 3 for r in saved["per_question"])
+    assert set(saved["by_type"]) <= {"ADE20K", "COCO", "Omni3D"}  # CV-Bench's per-type field is `source`

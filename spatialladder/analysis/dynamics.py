@@ -24,7 +24,7 @@ CHECKPOINT_EVAL_DIR = "checkpoint_eval"
 GRPO_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("accuracy reward", ("rewards/accuracy/mean",)),
     ("format reward", ("rewards/format/mean",)),
-    ("reward std (within group; whole batch dashed)", ("reward_std_within_group", "reward_std")),
+    ("reward std: within group, batch (--)", ("reward_std_within_group", "reward_std")),
     ("completion length (tokens)", ("completions/mean_length",)),
     ("KL to reference", ("kl",)),
 )
@@ -129,9 +129,14 @@ def evaluate_checkpoints(
     from spatialladder.evaluation.runner import parse_args, run
 
     stage_dir = Path(stage_dir)
-    models = [f"step-{step}={path}" for step, path in checkpoints(stage_dir) if is_model_dir(path)]
-    if is_model_dir(stage_dir):
-        models.append(f"final={stage_dir}")
+    saved = [(step, path) for step, path in checkpoints(stage_dir) if is_model_dir(path)]
+    models = [f"step-{step}={path}" for step, path in saved]
+    try:
+        final_step = read_trainer_state(stage_dir)[1].get("global_step")
+    except (FileNotFoundError, ValueError):
+        final_step = None
+    if is_model_dir(stage_dir) and final_step not in {step for step, _ in saved}:
+        models.append(f"final={stage_dir}")  # the final weights, unless a checkpoint already holds them
     if not models:
         raise FileNotFoundError(f"{stage_dir}: no checkpoint-* with weights and no final model to evaluate")
     argv = [arg for m in models for arg in ("--model", m)]
