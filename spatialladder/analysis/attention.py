@@ -251,6 +251,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         ax.plot(layers, result["box_share_per_layer"], marker="s", label="in-box share of visual")
         ax.axhline(result["box_chance"], color="gray", linestyle=":", label="in-box chance")
     ax.set(xlabel="layer", ylabel="share of attention", ylim=(0, 1), title=f"{result['model']} ({result['n_samples']} samples)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -207,6 +207,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     values = [result["by_type"][t]["mean_entropy"] for t in types]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(types) + 1.5), 3.4))
     ax.bar(range(len(types)), values, color="tab:purple")
+    for i, t in enumerate(types):  # the unparsable share beside each bar: entropy 0 may mean "never answers"
+        ax.text(i, values[i], f"{result['by_type'][t]['unparsable_share']:.0%} unp.", ha="center", va="bottom", fontsize=7)
     ax.axhline(math.log(result["num_samples"]), color="gray", linestyle=":", label=f"ln K (K={result['num_samples']})")
     ax.set_xticks(range(len(types)), types, rotation=30, ha="right", fontsize=8)
     overall = result["overall"]
