@@ -254,3 +254,22 @@ def test_entropy_command_on_a_benchmark(tiny_model_dir: Path, tmp_path: Path) ->
     assert saved["questions"] == "CV-Bench" and saved["overall"]["n_questions"] == 2
     assert all(r["answer_kind"] == "mcq" and r["k"] == 3 for r in saved["per_question"])
     assert set(saved["by_type"]) <= {"ADE20K", "COCO", "Omni3D"}  # CV-Bench's per-type field is `source`
+
+
+def test_commands_name_bad_input_before_loading_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from spatialladder.analysis.__main__ import main
+
+    with pytest.raises(SystemExit, match="no such directory"):
+        main(["ladder", str(tmp_path / "absent")])
+    (tmp_path / "run").mkdir()
+    with pytest.raises(SystemExit, match=r"spld_spatial_data.jsonl not found \(give --questions\)"):
+        main(["ladder", str(tmp_path / "run")])
+    bad = tmp_path / "spatial.jsonl"
+    bad.write_text(json.dumps({"question_id": 1, "question": "q", "options": None, "answer": "2",
+                               "image": ["x.jpg"], "question_type": "object count"}) + "\n")  # fmt: skip
+    assert main(["entropy", "--model", "unused", "--questions", str(bad), "--media-root", str(tmp_path),
+                 "--output-dir", str(tmp_path / "o")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"{bad}:1" in err and "data_type" in err  # file:line: field from the project's validator
+    with pytest.raises(SystemExit, match="exactly one of --benchmark"):
+        main(["entropy", "--model", "unused", "--output-dir", str(tmp_path / "o")])

@@ -90,7 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.eval_options = {k: getattr(args, k) for k in EVAL_OPTIONS if hasattr(args, k)}
     module = importlib.import_module(f"spatialladder.analysis.{args.command}")
-    return module.main(args)
+    from spatialladder.data import DatasetValidationError
+    from spatialladder.evaluation.benchmarks import BenchmarkDataError
+
+    try:
+        return module.main(args)
+    except (FileNotFoundError, DatasetValidationError, BenchmarkDataError) as err:  # bad input: no traceback
+        print(f"analysis {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -62,19 +62,23 @@ def box_share(visual_attn: torch.Tensor, coverage: torch.Tensor) -> float:
 
 # ------------------------------------------------------------------------------ samples
 def grounding_samples(path: str | Path, media_root: str | Path | None, rule: Any, limit: int | None, seed: int) -> list[dict]:
-    """Grounding rows as ``{id, messages_prompt, reference, image, boxes (resized px), question}``."""
+    """Grounding rows as samples: ``id``, ``prompt``, ``reference`` (the boxes as a fenced json reply),
+    ``images``, ``boxes`` (in resized-frame pixels)."""
     from spatialladder.analysis.questions import default_media_root
     from spatialladder.data import load_records
     from spatialladder.evaluation.benchmarks.base import seeded_subset
-    from spatialladder.training.conversations import ConversationSettings, record_to_sample
+    from spatialladder.training.conversations import (
+        ConversationSettings,
+        grounding_boxes,
+        load_rgb,
+        record_to_sample,
+    )
 
     path = Path(path)
     records = load_records(path, media_root or default_media_root(path), kind="grounding", check_media=True)
     records = seeded_subset(records, limit, seed)
     settings = ConversationSettings(prompt_kind="grounding", resize_rule=rule)
     out = []
-    from spatialladder.training.conversations import grounding_boxes, load_rgb
-
     for rec in records:
         sample = record_to_sample(rec, settings)
         out.append({"id": str(rec.question_id), "question_type": "grounding", "prompt": sample["prompt"],

@@ -77,6 +77,8 @@ def main(args: Any) -> int:
     from spatialladder.geometry import ResizeRule
 
     work_dir = Path(args.work_dir)
+    if not work_dir.is_dir():
+        raise SystemExit(f"ladder: {work_dir}: no such directory (the WORK_DIR of run_scripts/run_all.sh)")
     out = Path(args.out) if args.out else work_dir / "analysis" / "ladder"
     questions = Path(args.questions or work_dir / "synthetic" / "spld_spatial_data.jsonl")
     grounding = Path(args.grounding or work_dir / "synthetic" / "spld_grounding_data.jsonl")

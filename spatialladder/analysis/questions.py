@@ -8,6 +8,7 @@ unchanged.
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,12 @@ def load_questions(
         bench = get_benchmark(benchmark)
     except KeyError as err:
         raise SystemExit(str(err.args[0])) from None
-    roots = _parse_data_roots(data_root, [bench.NAME]) if data_root else None
-    if not roots:
+    if not data_root:
         raise SystemExit(f"--benchmark {benchmark} needs --data-root")
+    try:
+        roots = _parse_data_roots(data_root, [bench.NAME])
+    except argparse.ArgumentTypeError as err:
+        raise SystemExit(f"--data-root: {err}") from None
     return bench, bench.load_docs(roots[bench.NAME], limit=limit, seed=seed), roots[bench.NAME]
 
 
