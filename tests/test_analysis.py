@@ -40,11 +40,22 @@ def test_numbers_within_tolerance_merge() -> None:
     assert cluster_answers(replies, multiple_choice=False, rel_tol=0.0) == {
         "0": 1, "3": 2, "3.1": 1, "3.14": 1, "3.2": 1, "2000": 1, "2050": 1,
     }  # fmt: skip
-    assert entropy([1, 4, 1, 2]) == pytest.approx(-(2 * 0.125 * math.log(0.125) + 0.5 * math.log(0.5) + 0.25 * math.log(0.25)))
+    assert entropy([1, 4, 1, 2]) == pytest.approx(
+        -(2 * 0.125 * math.log(0.125) + 0.5 * math.log(0.5) + 0.25 * math.log(0.25))
+    )
 
 
 def test_unparsable_replies_are_one_cluster() -> None:
-    replies = ["no idea", "<answer></answer>", "a chair", "<answer>2</answer>", "<answer>2.05</answer>", "x", "?", "2"]
+    replies = [
+        "no idea",
+        "<answer></answer>",
+        "a chair",
+        "<answer>2</answer>",
+        "<answer>2.05</answer>",
+        "x",
+        "?",
+        "2",
+    ]
     row = question_entropy(replies, multiple_choice=False)
     assert row["clusters"] == {UNPARSABLE: 5, "2": 3}
     assert row["n_unparsable"] == 5
@@ -78,7 +89,9 @@ GRPO_LOG = [
 def _fake_run(root: Path) -> Path:
     for stage, log in (("stage1_grounding", SFT_LOG), ("coldstart", SFT_LOG[:3]), ("stage3_grpo", GRPO_LOG)):
         (root / stage).mkdir(parents=True)
-        (root / stage / "trainer_state.json").write_text(json.dumps({"global_step": log[-1]["step"], "log_history": log}))
+        (root / stage / "trainer_state.json").write_text(
+            json.dumps({"global_step": log[-1]["step"], "log_history": log})
+        )
     # an unfinished stage: only a checkpoint's trainer state
     (root / "stage2_spatial" / "checkpoint-2").mkdir(parents=True)
     (root / "stage2_spatial" / "checkpoint-2" / "trainer_state.json").write_text(
@@ -164,12 +177,16 @@ def test_box_share_against_a_hand_built_pattern() -> None:
     assert box_share(torch.ones(4), box_coverage((2, 2), [[0, 0, 56, 28]])) == pytest.approx(0.5)
 
 
-def test_attention_shares_on_the_tiny_model(tiny_model_dir: Path, synthetic_data_dir: Path, tmp_path: Path) -> None:
+def test_attention_shares_on_the_tiny_model(
+    tiny_model_dir: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
     from spatialladder.analysis.attention import MERGED_CELL, attention_analysis, grounding_samples
     from spatialladder.geometry import ResizeRule
 
     settings = {"min_pixels": 4 * 28 * 28, "max_pixels": 16 * 28 * 28, "max_new_tokens": 4}
-    rule = ResizeRule(factor=MERGED_CELL, min_pixels=settings["min_pixels"], max_pixels=settings["max_pixels"])
+    rule = ResizeRule(
+        factor=MERGED_CELL, min_pixels=settings["min_pixels"], max_pixels=settings["max_pixels"]
+    )
     samples = grounding_samples(synthetic_data_dir / "spld_grounding_data.jsonl", None, rule, 2, 0)
     result = attention_analysis(str(tiny_model_dir), samples, tmp_path, overlays=1, answer_source="reference",
                                 **settings)  # fmt: skip
@@ -206,29 +223,43 @@ def test_entropy_samples_k_replies_through_the_runner_and_resumes(
 
     bench = SpatialJsonl(synthetic_data_dir / "spld_spatial_data.jsonl")
     docs = bench.load_docs(limit=3, seed=0)
-    result = semantic_entropy(str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=4, **SMALL)
+    result = semantic_entropy(
+        str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=4, **SMALL
+    )
     pred = tmp_path / "tiny" / bench.NAME / "predictions.rank0.jsonl"
     lines = [json.loads(x) for x in pred.read_text().splitlines()]
-    assert len(lines) == 3 and all(len(x["samples"]) == 4 and x["prediction"] == x["samples"][0] for x in lines)
+    assert len(lines) == 3 and all(
+        len(x["samples"]) == 4 and x["prediction"] == x["samples"][0] for x in lines
+    )
     assert any(len(set(x["samples"])) > 1 for x in lines)  # sampled (temperature 1), not 4 greedy copies
     assert lines[0]["generation"]["num_return_sequences"] == 4 and lines[0]["generation"]["do_sample"]
     # the saved entropy is the hand formula applied to the saved replies
-    for line, row in zip(sorted(lines, key=lambda x: x["doc_id"]), sorted(result["per_question"], key=lambda r: r["doc_id"])):
+    for line, row in zip(
+        sorted(lines, key=lambda x: x["doc_id"]), sorted(result["per_question"], key=lambda r: r["doc_id"])
+    ):
         doc = next(d for d in docs if d["doc_id"] == line["doc_id"])
         mcq = doc["options"] is not None
         assert row["entropy"] == pytest.approx(
-            question_entropy(line["samples"], multiple_choice=mcq, letters="ABCDEFGH"[: len(doc["options"] or [])] or "ABCDEFGH")["entropy"]
+            question_entropy(
+                line["samples"],
+                multiple_choice=mcq,
+                letters="ABCDEFGH"[: len(doc["options"] or [])] or "ABCDEFGH",
+            )["entropy"]
         )
     assert result["overall"]["n_questions"] == 3 and "one cluster" in result["unparsable_policy"]
     assert (tmp_path / "entropy.json").is_file() and (tmp_path / "entropy.png").is_file()
 
     # resume: a rerun generates nothing new and gives the same entropies
     before = pred.read_bytes()
-    again = semantic_entropy(str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=4, **SMALL)
+    again = semantic_entropy(
+        str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=4, **SMALL
+    )
     assert pred.read_bytes() == before and again["per_question"] == result["per_question"]
     # other settings in the same folder are refused, not mixed
     with pytest.raises(SystemExit, match="other settings"):
-        semantic_entropy(str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=5, **SMALL)
+        semantic_entropy(
+            str(tiny_model_dir), bench, docs, tmp_path, model_name="tiny", num_samples=5, **SMALL
+        )
 
 
 def test_entropy_rejects_bad_settings_before_loading(tmp_path: Path) -> None:
@@ -256,7 +287,9 @@ def test_entropy_command_on_a_benchmark(tiny_model_dir: Path, tmp_path: Path) ->
     assert set(saved["by_type"]) <= {"ADE20K", "COCO", "Omni3D"}  # CV-Bench's per-type field is `source`
 
 
-def test_commands_name_bad_input_before_loading_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_commands_name_bad_input_before_loading_a_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from spatialladder.analysis.__main__ import main
 
     with pytest.raises(SystemExit, match="no such directory"):

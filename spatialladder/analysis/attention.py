@@ -27,7 +27,9 @@ MERGED_CELL = 28  # px: 14 px patches merged 2x2 into one visual token
 
 
 # ------------------------------------------------------------------------------ pure functions
-def token_shares(attn: torch.Tensor, query_positions: Sequence[int], key_mask: torch.Tensor) -> dict[str, list[float]]:
+def token_shares(
+    attn: torch.Tensor, query_positions: Sequence[int], key_mask: torch.Tensor
+) -> dict[str, list[float]]:
     """Per-layer mass of the queries' attention on the keys in ``key_mask`` and on the others.
 
     ``attn``: ``(layers, heads, L, L)`` attention probabilities; ``key_mask``: ``(L,)`` bool. Returns
@@ -36,10 +38,16 @@ def token_shares(attn: torch.Tensor, query_positions: Sequence[int], key_mask: t
     rows = attn[:, :, list(query_positions), :].double()  # (layers, heads, Q, L)
     inside = rows[..., key_mask.bool()].sum(-1).mean(dim=(1, 2))
     outside = rows[..., ~key_mask.bool()].sum(-1).mean(dim=(1, 2))
-    return {"visual_share": inside.tolist(), "text_share": outside.tolist(), "total": (inside + outside).tolist()}
+    return {
+        "visual_share": inside.tolist(),
+        "text_share": outside.tolist(),
+        "total": (inside + outside).tolist(),
+    }
 
 
-def box_coverage(grid_hw: tuple[int, int], boxes: Sequence[Sequence[float]], cell: int = MERGED_CELL) -> torch.Tensor:
+def box_coverage(
+    grid_hw: tuple[int, int], boxes: Sequence[Sequence[float]], cell: int = MERGED_CELL
+) -> torch.Tensor:
     """``(H*W,)``: the area fraction of each merged cell (row-major) inside the union of ``boxes``
     (``[x1, y1, x2, y2]`` in resized-frame pixels, clipped to the frame)."""
     h, w = grid_hw
@@ -61,7 +69,9 @@ def box_share(visual_attn: torch.Tensor, coverage: torch.Tensor) -> float:
 
 
 # ------------------------------------------------------------------------------ samples
-def grounding_samples(path: str | Path, media_root: str | Path | None, rule: Any, limit: int | None, seed: int) -> list[dict]:
+def grounding_samples(
+    path: str | Path, media_root: str | Path | None, rule: Any, limit: int | None, seed: int
+) -> list[dict]:
     """Grounding rows as samples: ``id``, ``prompt``, ``reference`` (the boxes as a fenced json reply),
     ``images``, ``boxes`` (in resized-frame pixels)."""
     from spatialladder.analysis.questions import default_media_root
@@ -87,7 +97,9 @@ def grounding_samples(path: str | Path, media_root: str | Path | None, rule: Any
     return out
 
 
-def question_samples(bench: Any, docs: list[dict], prompt_kind: str, num_frames: int, media: Any) -> list[dict]:
+def question_samples(
+    bench: Any, docs: list[dict], prompt_kind: str, num_frames: int, media: Any
+) -> list[dict]:
     """Benchmark or spatial-jsonl docs (no boxes) as samples."""
     from spatialladder.analysis.questions import question_type
 
@@ -106,7 +118,9 @@ def question_samples(bench: Any, docs: list[dict], prompt_kind: str, num_frames:
 
 
 # ------------------------------------------------------------------------------ model
-def _encode(processor: Any, messages: list[dict], sample: dict, size: dict, *, generation_prompt: bool) -> Any:
+def _encode(
+    processor: Any, messages: list[dict], sample: dict, size: dict, *, generation_prompt: bool
+) -> Any:
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt", "images_kwargs": {"size": size}}
     if sample["images"]:
@@ -117,7 +131,9 @@ def _encode(processor: Any, messages: list[dict], sample: dict, size: dict, *, g
     return processor(**kwargs)
 
 
-def analyse_sample(model: Any, processor: Any, sample: dict, cfg: Any, *, answer_source: str) -> dict[str, Any]:
+def analyse_sample(
+    model: Any, processor: Any, sample: dict, cfg: Any, *, answer_source: str
+) -> dict[str, Any]:
     """Shares for one sample, plus the head/layer/answer-averaged attention on the first image's cells."""
     from spatialladder.evaluation.runner import _generation_config, generate_batch
     from spatialladder.geometry import ResizeRule
@@ -131,7 +147,9 @@ def analyse_sample(model: Any, processor: Any, sample: dict, cfg: Any, *, answer
         raise ValueError(f"{sample['source']}: no reference answer (use answer_source='generated')")
     else:
         answer = sample["reference"]
-    prompt_len = _encode(processor, prompt_messages, sample, size, generation_prompt=True)["input_ids"].shape[1]
+    prompt_len = _encode(processor, prompt_messages, sample, size, generation_prompt=True)["input_ids"].shape[
+        1
+    ]
     full_messages = build_messages(sample["prompt"], sample["images"], video=sample["video"], answer=answer)
     inputs = _encode(processor, full_messages, sample, size, generation_prompt=False).to(model.device)
     ids = inputs["input_ids"][0]
@@ -155,9 +173,13 @@ def analyse_sample(model: Any, processor: Any, sample: dict, cfg: Any, *, answer
         merge = int(getattr(processor.image_processor, "merge_size", 2))
         grid = (hp // merge, wp // merge)
         width, height = sample["images"][0].size
-        resized = ResizeRule(factor=MERGED_CELL, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels).resized_size(width, height)
+        resized = ResizeRule(
+            factor=MERGED_CELL, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels
+        ).resized_size(width, height)
         if resized != (grid[1] * MERGED_CELL, grid[0] * MERGED_CELL):
-            raise RuntimeError(f"{sample['source']}: resize rule gives {resized}, the processor's grid {grid}")
+            raise RuntimeError(
+                f"{sample['source']}: resize rule gives {resized}, the processor's grid {grid}"
+            )
         first = visual.nonzero().flatten()[: t * grid[0] * grid[1]].cpu()
         cells = attn[:, :, queries][..., first].double().mean(dim=(1, 2))  # (layers, cells)
         heat = cells.mean(0).view(t, *grid)[0]
@@ -184,7 +206,9 @@ def overlay(sample: dict, row: dict, heat: torch.Tensor, path: Path) -> Path:
         ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="white", linewidth=2))
     title = f"{row['id']}: visual {sum(row['visual_share']) / len(row['visual_share']):.2f}"
     if "box_share" in row:
-        title += f", in box {sum(row['box_share']) / len(row['box_share']):.2f} (chance {row['box_chance']:.2f})"
+        title += (
+            f", in box {sum(row['box_share']) / len(row['box_share']):.2f} (chance {row['box_chance']:.2f})"
+        )
     ax.set_title(title, fontsize=8)
     ax.axis("off")
     fig.tight_layout()
@@ -202,7 +226,11 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n_layers = len(rows[0]["visual_share"]) if rows else 0
     boxed = [r for r in rows if "box_share" in r]
     per_layer = [_mean([r["visual_share"][i] for r in rows]) for i in range(n_layers)]
-    out: dict[str, Any] = {"n_samples": len(rows), "visual_share_per_layer": per_layer, "visual_share": _mean(per_layer)}
+    out: dict[str, Any] = {
+        "n_samples": len(rows),
+        "visual_share_per_layer": per_layer,
+        "visual_share": _mean(per_layer),
+    }
     if boxed:
         box_layers = [_mean([r["box_share"][i] for r in boxed]) for i in range(n_layers)]
         out.update({"n_box_samples": len(boxed), "box_share_per_layer": box_layers, "box_share": _mean(box_layers),
@@ -211,8 +239,14 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def attention_analysis(
-    model_path: str, samples: list[dict], output_dir: Path, *, model_name: str | None = None,
-    overlays: int = 4, answer_source: str = "generated", **settings: Any,
+    model_path: str,
+    samples: list[dict],
+    output_dir: Path,
+    *,
+    model_name: str | None = None,
+    overlays: int = 4,
+    answer_source: str = "generated",
+    **settings: Any,
 ) -> dict[str, Any]:
     """Analyse ``samples`` with one checkpoint; writes ``attention.json``, ``attention.png`` and overlays."""
     from tqdm.auto import tqdm
@@ -235,7 +269,9 @@ def attention_analysis(
         row = analyse_sample(model, processor, sample, cfg, answer_source=answer_source)
         heat = row.pop("_heat")
         if i < overlays and heat is not None:
-            row["overlay"] = str(overlay(sample, row, heat, output_dir / f"overlay_{i:02d}_{sample['id']}.png"))
+            row["overlay"] = str(
+                overlay(sample, row, heat, output_dir / f"overlay_{i:02d}_{sample['id']}.png")
+            )
         rows.append(row)
     result = {"model": model_name, "model_path": str(model_path), "answer_source": answer_source,
               **summarize(rows), "samples": rows}  # fmt: skip
@@ -254,7 +290,12 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     if "box_share_per_layer" in result:
         ax.plot(layers, result["box_share_per_layer"], marker="s", label="in-box share of visual")
         ax.axhline(result["box_chance"], color="gray", linestyle=":", label="in-box chance")
-    ax.set(xlabel="layer", ylabel="share of attention", ylim=(0, 1), title=f"{result['model']} ({result['n_samples']} samples)")
+    ax.set(
+        xlabel="layer",
+        ylabel="share of attention",
+        ylim=(0, 1),
+        title=f"{result['model']} ({result['n_samples']} samples)",
+    )
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

@@ -47,9 +47,15 @@ def ordered_stage_dirs(run_dir: Path, *, require: str) -> list[Path]:
     def ok(p: Path) -> bool:
         if require == "model":
             return is_model_dir(p)
-        return (p / "trainer_state.json").is_file() or any((c / "trainer_state.json").is_file() for _, c in checkpoints(p))
+        return (p / "trainer_state.json").is_file() or any(
+            (c / "trainer_state.json").is_file() for _, c in checkpoints(p)
+        )
 
-    subdirs = [p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")] if run_dir.is_dir() else []
+    subdirs = (
+        [p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if run_dir.is_dir()
+        else []
+    )
     known = [run_dir / s for s in STAGE_ORDER if (run_dir / s).is_dir()]
     others = sorted(p for p in subdirs if p.name not in STAGE_ORDER and p.name not in BASE_DIRS)
     return [p for p in known + others if ok(p)]

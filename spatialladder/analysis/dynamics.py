@@ -104,7 +104,11 @@ def collect(run_dir: Path) -> dict[str, Any]:
         keys = ["loss", "learning_rate", "grad_norm"]
         if kind == "grpo":
             reward_means = sorted({k for e in history for k in e if re.fullmatch(r"rewards/[^/]+/mean", k)})
-            keys += ["reward", *reward_means, *(k for _, ks in GRPO_PANELS for k in ks if k not in reward_means)]
+            keys += [
+                "reward",
+                *reward_means,
+                *(k for _, ks in GRPO_PANELS for k in ks if k not in reward_means),
+            ]
         stages[stage_dir.name] = {
             "kind": kind,
             "path": str(stage_dir),
@@ -188,8 +192,17 @@ def plot(data: dict[str, Any], out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5, 3.4))
         for name, stage in scored:
             for bench in sorted({r["benchmark"] for r in stage["checkpoint_scores"]}):
-                rows = [r for r in stage["checkpoint_scores"] if r["benchmark"] == bench and r["overall"] is not None]
-                ax.plot([r["step"] for r in rows], [r["overall"] for r in rows], marker="o", label=f"{name} {bench}")
+                rows = [
+                    r
+                    for r in stage["checkpoint_scores"]
+                    if r["benchmark"] == bench and r["overall"] is not None
+                ]
+                ax.plot(
+                    [r["step"] for r in rows],
+                    [r["overall"] for r in rows],
+                    marker="o",
+                    label=f"{name} {bench}",
+                )
         ax.set(title="benchmark score per checkpoint", xlabel="step", ylabel="overall (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

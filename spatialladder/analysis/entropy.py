@@ -34,7 +34,11 @@ UNPARSABLE_POLICY = "replies without a parsable answer form one cluster of their
 
 
 def cluster_answers(
-    replies: Sequence[str], *, multiple_choice: bool, letters: str = "ABCDEFGH", rel_tol: float = DEFAULT_REL_TOL
+    replies: Sequence[str],
+    *,
+    multiple_choice: bool,
+    letters: str = "ABCDEFGH",
+    rel_tol: float = DEFAULT_REL_TOL,
 ) -> dict[str, int]:
     """``{cluster label: number of replies}``; labels are option letters, numbers or ``<unparsable>``."""
     if rel_tol < 0:
@@ -69,7 +73,11 @@ def entropy(counts: Sequence[int] | dict[str, int]) -> float:
 
 
 def question_entropy(
-    replies: Sequence[str], *, multiple_choice: bool, letters: str = "ABCDEFGH", rel_tol: float = DEFAULT_REL_TOL
+    replies: Sequence[str],
+    *,
+    multiple_choice: bool,
+    letters: str = "ABCDEFGH",
+    rel_tol: float = DEFAULT_REL_TOL,
 ) -> dict[str, Any]:
     clusters = cluster_answers(replies, multiple_choice=multiple_choice, letters=letters, rel_tol=rel_tol)
     return {
@@ -95,11 +103,19 @@ def summarize(per_question: Sequence[dict[str, Any]]) -> dict[str, Any]:
     by_type: dict[str, list[dict[str, Any]]] = {}
     for row in per_question:
         by_type.setdefault(row["question_type"], []).append(row)
-    return {"overall": stats(per_question), "by_type": {t: stats(rows) for t, rows in sorted(by_type.items())}}
+    return {
+        "overall": stats(per_question),
+        "by_type": {t: stats(rows) for t, rows in sorted(by_type.items())},
+    }
 
 
 def sample_replies(
-    model_path: str, model_name: str, bench: Any, docs: list[dict[str, Any]], output_dir: Path, **settings: Any
+    model_path: str,
+    model_name: str,
+    bench: Any,
+    docs: list[dict[str, Any]],
+    output_dir: Path,
+    **settings: Any,
 ) -> list[dict[str, Any]]:
     """K sampled replies per doc through the eval runner's shard loop; the merged prediction lines
     (each with ``samples``) on rank 0, [] on the others. ``settings`` are :class:`EvalConfig` fields."""
@@ -208,8 +224,20 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(types) + 1.5), 3.4))
     ax.bar(range(len(types)), values, color="tab:purple")
     for i, t in enumerate(types):  # the unparsable share beside each bar: entropy 0 may mean "never answers"
-        ax.text(i, values[i], f"{result['by_type'][t]['unparsable_share']:.0%} unp.", ha="center", va="bottom", fontsize=7)
-    ax.axhline(math.log(result["num_samples"]), color="gray", linestyle=":", label=f"ln K (K={result['num_samples']})")
+        ax.text(
+            i,
+            values[i],
+            f"{result['by_type'][t]['unparsable_share']:.0%} unp.",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    ax.axhline(
+        math.log(result["num_samples"]),
+        color="gray",
+        linestyle=":",
+        label=f"ln K (K={result['num_samples']})",
+    )
     ax.set_xticks(range(len(types)), types, rotation=30, ha="right", fontsize=8)
     overall = result["overall"]
     ax.set(ylabel="semantic entropy (nats)",
@@ -228,8 +256,15 @@ def main(args: Any) -> int:
     bench, docs, _ = load_questions(benchmark=args.benchmark, data_root=args.data_root, questions=args.questions,
                                     media_root=args.media_root, limit=args.limit, seed=args.seed)  # fmt: skip
     result = semantic_entropy(
-        args.model, bench, docs, Path(args.output_dir), num_samples=args.num_samples, temperature=args.temperature,
-        rel_tol=DEFAULT_REL_TOL if args.rel_tol is None else args.rel_tol, seed=args.seed, **args.eval_options,
+        args.model,
+        bench,
+        docs,
+        Path(args.output_dir),
+        num_samples=args.num_samples,
+        temperature=args.temperature,
+        rel_tol=DEFAULT_REL_TOL if args.rel_tol is None else args.rel_tol,
+        seed=args.seed,
+        **args.eval_options,
     )
     if result is not None:
         o = result["overall"]

@@ -59,10 +59,14 @@ class SpatialJsonl:
         from spatialladder.prompts import build_prompt
 
         if prompt_kind not in ("direct", "thinking"):
-            raise ValueError(f"{SpatialJsonl.NAME}: prompt kind must be 'direct' or 'thinking', got {prompt_kind!r}")
+            raise ValueError(
+                f"{SpatialJsonl.NAME}: prompt kind must be 'direct' or 'thinking', got {prompt_kind!r}"
+            )
         return build_prompt(doc["question"], doc["options"], prompt_kind)  # type: ignore[arg-type]
 
-    def build_request(self, doc: dict[str, Any], *, prompt_kind: str, num_frames: int, media: Any) -> list[dict]:
+    def build_request(
+        self, doc: dict[str, Any], *, prompt_kind: str, num_frames: int, media: Any
+    ) -> list[dict]:
         from spatialladder.prompts import build_messages
         from spatialladder.training.conversations import subsample_frames
 
@@ -74,12 +78,20 @@ class SpatialJsonl:
 
     @staticmethod
     def record(doc: dict[str, Any]) -> dict[str, Any]:
-        return {"doc_id": doc["doc_id"], **{k: v for k, v in doc.items() if not k.startswith("_") and k != "doc_id"}}
+        return {
+            "doc_id": doc["doc_id"],
+            **{k: v for k, v in doc.items() if not k.startswith("_") and k != "doc_id"},
+        }
 
 
 def load_questions(
-    *, benchmark: str | None, data_root: list[str], questions: str | None, media_root: str | None,
-    limit: int | None, seed: int,
+    *,
+    benchmark: str | None,
+    data_root: list[str],
+    questions: str | None,
+    media_root: str | None,
+    limit: int | None,
+    seed: int,
 ) -> tuple[Any, list[dict[str, Any]], Path]:
     """(benchmark-like object, docs, data root) from ``--benchmark``/``--data-root`` or ``--questions``."""
     if bool(benchmark) == bool(questions):
