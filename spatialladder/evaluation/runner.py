@@ -81,6 +81,8 @@ class EvalConfig:
     overwrite: bool = False
     attn_implementation: str = "auto"
     write_report: bool = True
+    # Replies sampled per doc (spatialladder.analysis.entropy); > 1 adds a "samples" list to each line.
+    num_samples: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def generation_params(self) -> dict[str, Any]:
@@ -94,7 +96,7 @@ class EvalConfig:
             "repetition_penalty": self.repetition_penalty,
             "max_new_tokens": self.max_new_tokens,
             "seed": self.seed,
-        }
+        } | ({"num_return_sequences": self.num_samples} if self.num_samples > 1 else {})
 
     def run_signature(self, benchmark: str, model_path: str) -> dict[str, Any]:
         """Settings that must match for a rerun to resume (limit / batch size / processes may differ)."""
@@ -452,6 +454,7 @@ def _generation_config(model: Any, cfg: EvalConfig) -> Any:
         "eos_token_id": g.eos_token_id,
         "pad_token_id": g.pad_token_id if g.pad_token_id is not None else g.eos_token_id,
         "bos_token_id": g.bos_token_id,
+        "num_return_sequences": cfg.num_samples,
     }
     return GenerationConfig(**kwargs)
 
@@ -546,10 +549,13 @@ def _run_shard(
             t0 = time.perf_counter()
             replies = generate_batch(model, processor, requests, gen_config, cfg)
             elapsed = (time.perf_counter() - t0) / len(batch)
-            for doc, reply in zip(batch, replies):
+            k = cfg.num_samples  # generate() returns the k replies of each doc consecutively
+            for i, doc in enumerate(batch):
+                reply = replies[i * k]
                 line = {
                     **bench.record(doc),
                     "prediction": reply,
+                    **({"samples": replies[i * k : (i + 1) * k]} if k > 1 else {}),
                     "model": model_name,
                     "prompt_kind": cfg.prompt_kind,
                     "prompt": bench.prompt_text(doc, cfg.prompt_kind),
