@@ -124,6 +124,9 @@ def install_uniform_vision_forward(model: nn.Module) -> nn.Module:
             return original_forward(*args, **kwargs)
         pixel_values = kwargs.pop("pixel_values", None)
         pixel_values_videos = kwargs.pop("pixel_values_videos", None)
+        # Both branches call the tower FIRST, before any other module runs: ZeRO-3 gathers
+        # parameters in call order, so a text-only rank that embedded its tokens before the dummy
+        # tower call would gather the embedding while a media rank gathers the tower (mismatch).
         if pixel_values is not None or pixel_values_videos is not None:
             kwargs["mm_encoder_outputs"] = encode_media_once(  # one tower call for images + videos
                 backbone,
@@ -135,16 +138,34 @@ def install_uniform_vision_forward(model: nn.Module) -> nn.Module:
             return original_forward(*args, **kwargs)
         # No pixels on this rank: run the tower on a dummy whose contribution is exactly zero.
         embeds = kwargs.get("inputs_embeds")
+        device = (embeds if embeds is not None else kwargs["input_ids"]).device
+        pixels, grid = _dummy_inputs(backbone.visual, device)
+        dummy = backbone.visual(pixels, grid_thw=grid).pooler_output
         if embeds is None:
             embeds = backbone.get_input_embeddings()(kwargs["input_ids"])
-        pixels, grid = _dummy_inputs(backbone.visual, embeds.device)
-        dummy = backbone.visual(pixels, grid_thw=grid).pooler_output
         kwargs["inputs_embeds"] = embeds + 0.0 * dummy.sum().to(embeds.dtype)
         return original_forward(*args, **kwargs)
 
     backbone.forward = forward
     setattr(backbone, PATCHED_ATTR, True)
     return backbone
+
+
+def check_generation_gather(zero3: bool, gather_for_generation: bool, has_media: bool) -> None:
+    """Refuse ZeRO-3 + ``ds3_gather_for_generation=False`` on data with media.
+
+    Without the gather, ``generate`` runs on the sharded model and encodes media in its own prefill
+    path (``mm_encoder_outputs`` computed before the patched forward is reached), and each rank
+    decodes a different number of tokens: the vision dummy cannot keep the ranks' parameter
+    gathers in step there, so ranks with different media would hang (NCCL) or crash (gloo).
+    """
+    if zero3 and has_media and not gather_for_generation:
+        raise ValueError(
+            "ds3_gather_for_generation=false is not supported with image/video data under DeepSpeed "
+            "ZeRO-3: generation would encode media outside the vision-dummy forward, so ranks with "
+            "different media (or none) would issue mismatched parameter gathers and hang. Keep "
+            "ds3_gather_for_generation true (TRL's default: the full model is gathered for generation)."
+        )
 
 
 def resolve_vision_dummy(setting: bool | str | None, accelerator: Any) -> bool:
@@ -159,6 +180,7 @@ def resolve_vision_dummy(setting: bool | str | None, accelerator: Any) -> bool:
 
 
 __all__ = [
+    "check_generation_gather",
     "encode_media_once",
     "find_vision_backbone",
     "install_uniform_vision_forward",
