@@ -43,8 +43,23 @@ def arrange(rows: list[dict[str, Any]], make_text_only: Any, steps: int) -> list
     return out
 
 
+def char_share(completions: Any, **kwargs: Any) -> list[float]:
+    """Share of spaces in a completion's text. The demo rewards are all 0 on an untrained model
+    (no gradient, weights never move); this one varies within a group of samples, so GRPO steps
+    move the weights and a resume can be checked against them."""
+    from spatialladder.rewards import completion_text
+
+    texts = [completion_text(c) for c in completions]
+    return [t.count(" ") / max(len(t), 1) for t in texts]
+
+
 def main() -> None:
     import trl
+
+    from spatialladder.rewards import REWARD_FUNCS, register
+
+    if "char_share" not in REWARD_FUNCS:
+        register("char_share")(char_share)
 
     from spatialladder.training.config import SFTConfig, SpatialLadderArguments, parse_args
 

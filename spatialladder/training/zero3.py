@@ -1,4 +1,4 @@
-"""Keep every rank's vision tower in step under DeepSpeed ZeRO-3.
+"""Keep every rank's vision tower in step under DeepSpeed ZeRO-3 (and ZeRO-2).
 
 Under ZeRO-3 each module's parameters are all-gathered (a collective) when the module runs and
 reduce-scattered in backward. A rank whose micro-batch holds no image or video never calls the
@@ -17,8 +17,13 @@ calls the vision tower **exactly once**:
   to the input embeddings: the loss is unchanged, but the tower's forward and backward run, so its
   gather/reduce collectives match the other ranks'.
 
-It is only installed when asked (``vision_dummy=True``) or under ZeRO-3 (``"auto"``); otherwise the
-model is untouched. Generation with ``ds3_gather_for_generation=True`` (TRL's default) gathers the
+ZeRO-2 needs it too, for another reason: it reduces gradients in buckets as they become ready
+during backward, so a text-only rank (no vision-tower gradients at all) fills different buckets than
+a media rank and the reductions mismatch (measured: 2 gloo ranks crash in the first backward). The
+dummy's zero gradients make every rank's buckets the same.
+
+It is only installed when asked (``vision_dummy=True``) or under DeepSpeed ZeRO-2/3 (``"auto"``);
+otherwise the model is untouched. Generation with ``ds3_gather_for_generation=True`` (TRL's default) gathers the
 full model first, so only the training/log-prob forwards depend on this.
 """
 
@@ -45,10 +50,15 @@ def find_vision_backbone(model: nn.Module) -> nn.Module:
     raise ValueError(f"{type(model).__name__} has no vision-language backbone (no module with `.visual`)")
 
 
+def zero_stage(accelerator: Any) -> int:
+    """The DeepSpeed ZeRO stage an accelerate ``Accelerator`` runs (0: no DeepSpeed)."""
+    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
+    return 0 if plugin is None else int(getattr(plugin, "zero_stage", 0) or 0)
+
+
 def is_zero3(accelerator: Any) -> bool:
     """Whether an accelerate ``Accelerator`` runs DeepSpeed ZeRO stage 3."""
-    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
-    return plugin is not None and int(getattr(plugin, "zero_stage", 0) or 0) == 3
+    return zero_stage(accelerator) == 3
 
 
 def _dummy_inputs(visual: nn.Module, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,11 +179,11 @@ def check_generation_gather(zero3: bool, gather_for_generation: bool, has_media:
 
 
 def resolve_vision_dummy(setting: bool | str | None, accelerator: Any) -> bool:
-    """``True``/``False`` as given; ``"auto"``/None: on exactly under DeepSpeed ZeRO-3."""
+    """``True``/``False`` as given; ``"auto"``/None: on exactly under DeepSpeed ZeRO-2 or ZeRO-3."""
     if isinstance(setting, bool):
         return setting
     if setting in (None, "auto"):
-        return is_zero3(accelerator)
+        return zero_stage(accelerator) >= 2
     if isinstance(setting, str) and setting.lower() in ("true", "false"):
         return setting.lower() == "true"
     raise ValueError(f"vision_dummy must be true, false or 'auto', got {setting!r}")
@@ -185,5 +195,6 @@ __all__ = [
     "find_vision_backbone",
     "install_uniform_vision_forward",
     "is_zero3",
+    "zero_stage",
     "resolve_vision_dummy",
 ]
