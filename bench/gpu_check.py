@@ -5,7 +5,8 @@ Rows (each independent; a failure is reported in its row and the others still ru
 1. ``logprobs``: per-token log-probs of the tiny Qwen2.5-VL on an image prompt, bf16 with
    FlashAttention-2 (sdpa when flash-attn is missing; sdpa on CPU) against fp32 sdpa: max |diff|.
 2. ``sft_step`` / 3. ``grpo_step``: one step of the real SFT / GRPO entry point in bf16 on the demo
-   recipe (tiny model, synthetic images / 8 views / videos): loss and seconds. CUDA only.
+   recipe (tiny model, synthetic images / 8 views / videos): loss and seconds (without CUDA: the
+   same on CPU with ``use_cpu``, which checks the bf16 code path but not the GPU kernels).
 4. ``3b_sft``: a Qwen2.5-VL with Qwen2.5-VL-3B-Instruct's shapes (config written below, random
    init, no download): training steps on 2 x 2048 tokens with one 448x448 image each, fp32 weights,
    bf16 autocast, gradient checkpointing, AdamW: tokens/s and peak memory. CUDA only.
@@ -27,6 +28,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_NO_CUDA = "skipped: no CUDA"
@@ -123,8 +125,10 @@ def row_logprobs(work: Path) -> str:
 
 
 def _entry_step(work: Path, module: str, recipe: str, extra: list[str]) -> str:
-    if not cuda():
-        return SKIP_NO_CUDA
+    """One bf16 step of an entry point; on CPU too (bf16 autocast on CPU, ``use_cpu``), labelled so."""
+    device = "cuda" if cuda() else "cpu"
+    if device == "cpu":
+        extra = [*extra, "--use_cpu", "true"]
     data = synthetic(work)
     out = work / f"{module.rsplit('.', 1)[1]}-bf16"
     cmd = [sys.executable, "-m", module, "--config", recipe, "--model_name_or_path", str(tiny_model(work)),
@@ -138,7 +142,7 @@ def _entry_step(work: Path, module: str, recipe: str, extra: list[str]) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {log[-600:]}")
     loss = re.findall(r"'loss': '([^']+)'", log)
-    return f"1 step bf16 OK in {seconds:.0f} s (incl. load), loss {loss[-1] if loss else '?'}"
+    return f"1 step bf16 on {device} OK in {seconds:.0f} s (incl. load), loss {loss[-1] if loss else '?'}"
 
 
 def row_sft_step(work: Path) -> str:
@@ -146,44 +150,61 @@ def row_sft_step(work: Path) -> str:
 
 
 def row_grpo_step(work: Path) -> str:
-    extra = ["--gradient_accumulation_steps", "1", "--sample_log_every", "0"]
+    extra = ["--gradient_accumulation_steps", "1", "--num_generations", "2", "--sample_log_every", "0"]
     return _entry_step(work, "spatialladder.training.grpo", "configs/recipes/demo/stage3_grpo.yaml", extra)
 
 
-def row_3b_sft(work: Path, steps: int = 4, batch: int = 2, seq: int = 2048) -> str:
+def row_3b_sft(work: Path) -> str:
     if not cuda():
         return SKIP_NO_CUDA
+    return sft_throughput(QWEN25VL_3B, "cuda")
+
+
+def sft_throughput(
+    config_kwargs: dict[str, Any],
+    device: str,
+    steps: int = 4,
+    batch: int = 2,
+    seq: int = 2048,
+    side: int = 32,
+) -> str:
+    """Training steps of a randomly initialised Qwen2.5-VL of the given config on ``batch`` x ``seq``
+    tokens, each row with one image of ``side`` x ``side`` patches: tokens/s and peak memory."""
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(0)
-    config = Qwen2_5_VLConfig(**QWEN25VL_3B)
-    config._attn_implementation = attention_for_bf16()
-    with torch.device("cuda"):
-        model = Qwen2_5_VLForConditionalGeneration(config)  # fp32 master weights
+    config = Qwen2_5_VLConfig(**config_kwargs)
+    with torch.device(device):  # random init, fp32 master weights; attention set on every sub-config
+        model = Qwen2_5_VLForConditionalGeneration._from_config(
+            config, attn_implementation=attention_for_bf16()
+        )
     model.gradient_checkpointing_enable()
     model.config.use_cache = False
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-    grid = (1, 32, 32)  # one 448x448 image: 1024 patches -> 256 merged tokens
-    n_img = grid[0] * grid[1] * grid[2] // 4
-    ids = torch.randint(0, 151000, (batch, seq), device="cuda")
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device == "cuda")
+    grid = (1, side, side)  # side=32: one 448x448 image, 1024 patches -> 256 merged tokens
+    n_img = side * side // 4
+    vocab = config.text_config.vocab_size
+    ids = torch.randint(0, min(vocab, config.vision_start_token_id), (batch, seq), device=device)
     ids[:, 1] = config.vision_start_token_id
     ids[:, 2 : 2 + n_img] = config.image_token_id
     ids[:, 2 + n_img] = config.vision_end_token_id
     types = (ids == config.image_token_id).long()
+    vc = config.vision_config
+    row = vc.in_channels * vc.temporal_patch_size * vc.patch_size**2
     inputs = {
         "input_ids": ids,
         "attention_mask": torch.ones_like(ids),
         "mm_token_type_ids": types,
-        "pixel_values": torch.randn(batch * grid[0] * grid[1] * grid[2], 1176, device="cuda"),
-        "image_grid_thw": torch.tensor([grid] * batch, device="cuda"),
+        "pixel_values": torch.randn(batch * side * side, row, device=device),
+        "image_grid_thw": torch.tensor([grid] * batch, device=device),
         "labels": ids.masked_fill(types.bool(), -100),
     }
 
     def step() -> float:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             loss = model(**inputs).loss
         loss.backward()
         optim.step()
@@ -191,17 +212,19 @@ def row_3b_sft(work: Path, steps: int = 4, batch: int = 2, seq: int = 2048) -> s
         return float(loss)
 
     step()  # warm-up (allocations, kernels)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(steps):
         loss = step()
-    torch.cuda.synchronize()
+    if device == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2**30
+    peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device == "cuda" else "n/a on CPU"
     return (
         f"{n_params / 1e9:.2f}B params, {batch}x{seq} tok/step: {batch * seq * steps / seconds:,.0f} tok/s, "
-        f"peak {peak:.1f} GiB (fp32 weights+AdamW, bf16 autocast, grad ckpt, {config._attn_implementation}), "
+        f"peak {peak} (fp32 weights+AdamW, bf16 autocast, grad ckpt, {model.config._attn_implementation}), "
         f"loss {loss:.2f}"
     )
 
