@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from spatialladder.training.config import ConfigError, SFTConfig, SpatialLadderArguments, parse_args
@@ -109,7 +109,7 @@ def train(
     script_args: SpatialLadderArguments,
     training_args: SFTConfig,
     model_args: Any,
-    prepare_samples: Any = None,
+    prepare_samples: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any] | None:
     """Run one SFT stage; returns the ``DONE`` info (None when the stage had already finished).
 
