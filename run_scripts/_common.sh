@@ -13,7 +13,9 @@
 #   DATA_DIR            dataset root: DATA_DIR/spld_*_data.jsonl and DATA_DIR/images
 #   RECIPE              recipe file (overrides configs/recipes[/demo]/<stage>.yaml)
 #   ACCELERATE_CONFIG   hardware config (default: cpu.yaml without a GPU or in demo mode,
-#                       single_gpu.yaml for 1 GPU, zero3.yaml for several, multi_node.yaml for NNODES>1)
+#                       single_gpu.yaml for 1 GPU, zero3.yaml for several, multi_node.yaml for NNODES>1).
+#                       zero2.yaml / zero3.yaml also run without a GPU: DeepSpeed's CPU accelerator
+#                       (DS_ACCELERATOR=cpu) with gloo ranks (--ddp_backend gloo), set here.
 #   NUM_GPUS            processes per node (default: all visible GPUs; 1 on CPU; NUM_PROCESSES too)
 #   NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT   multi-node rendezvous (same on every node)
 #   PYTHON              interpreter (default: .venv/bin/python)
@@ -166,11 +168,22 @@ sl_run_stage() {
   fi
   [[ -f "$config" ]] || sl_die "accelerate config not found: $config"
   if [[ "$(basename "$config")" == cpu.yaml || "$gpus" -eq 0 ]]; then cpu=1; fi
+  # The engine the config asks for; the entry point stops if it ends up running another one.
+  local engine
+  engine="$("$PYTHON" -m spatialladder.training.engine requested "$config" $([[ "$cpu" == 1 ]] && echo --cpu))" \
+    || sl_die "accelerate config $config cannot run here (see above)"
+  export SPATIALLADDER_ENGINE="$engine"
   local port="${MASTER_PORT:-}"
   [[ -n "$port" ]] || { if [[ "$nnodes" -gt 1 ]]; then port=29500; else port="$(sl_free_port)"; fi; }
   local launch=(--config_file "$config" --num_processes "$((nproc * nnodes))" --num_machines "$nnodes"
     --machine_rank "$node_rank" --main_process_ip "${MASTER_ADDR:-127.0.0.1}" --main_process_port "$port")
-  if [[ "$cpu" == 1 ]]; then
+  if [[ "$cpu" == 1 && "$engine" == deepspeed-* ]]; then
+    # DeepSpeed on CPU: its CPU accelerator and gloo ranks. ACCELERATE_USE_CPU would make accelerate
+    # launch without DeepSpeed (silently: plain DDP), so it must stay unset here.
+    [[ -z "${ACCELERATE_USE_CPU:-}" ]] || sl_die "ACCELERATE_USE_CPU is set: accelerate would drop DeepSpeed ($config); unset it"
+    export DS_ACCELERATOR=cpu
+    [[ " ${extra[*]-} " == *" --ddp_backend "* ]] || extra+=(--ddp_backend gloo)
+  elif [[ "$cpu" == 1 ]]; then
     # accelerate's MULTI_CPU mode needs mpirun; its torchrun launcher + a CPU flag gives gloo ranks.
     export ACCELERATE_USE_CPU=true
     if [[ "$nproc" -gt 1 ]]; then launch+=(--multi_gpu); fi

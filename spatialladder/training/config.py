@@ -106,7 +106,7 @@ class SpatialLadderArguments:
         default="auto",
         metadata={
             "help": "Run the vision tower exactly once per forward on every rank (true/false/auto = only "
-            "under DeepSpeed ZeRO-3, where ranks would otherwise hang); see spatialladder.training.zero3."
+            "under DeepSpeed ZeRO-2/3, where ranks would otherwise hang); see spatialladder.training.zero3."
         },
     )
 

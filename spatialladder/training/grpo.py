@@ -177,8 +177,10 @@ def build_trainer(sl_args: Any, grpo_args: GRPOConfig, model_args: Any, train_da
     )
 
 
-def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any) -> str:
-    """Train (or resume, or skip) stage 3; returns ``"done"``, ``"resumed"`` or ``"trained"``."""
+def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any, train_dataset: Any = None) -> str:
+    """Train (or resume, or skip) stage 3; returns ``"done"``, ``"resumed"`` or ``"trained"``.
+    ``train_dataset`` replaces the one built from ``sl_args.data_files`` (tests)."""
+    from spatialladder.training.engine import check_engine
     from spatialladder.training.modeling import (
         find_resume_checkpoint,
         is_finished,
@@ -190,7 +192,8 @@ def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any) -> str:
     if is_finished(out):
         print(f"[stage3] {out} holds a finished run (DONE); skipping")
         return "done"
-    trainer = build_trainer(sl_args, grpo_args, model_args)
+    trainer = build_trainer(sl_args, grpo_args, model_args, train_dataset)
+    check_engine(trainer.accelerator)  # logs the engine + ZeRO stage; stops if not the requested one
     resume = grpo_args.resume_from_checkpoint or find_resume_checkpoint(out)
     if resume:
         print(f"[stage3] resuming from {resume}")

@@ -63,7 +63,12 @@ from trl import GRPOTrainer
 from trl.trainer.utils import nanstd
 
 from spatialladder.positions import install_original_positions
-from spatialladder.training.zero3 import install_uniform_vision_forward, resolve_vision_dummy
+from spatialladder.training.zero3 import (
+    check_generation_gather,
+    install_uniform_vision_forward,
+    is_zero3,
+    resolve_vision_dummy,
+)
 
 IMAGES_COLUMN = "media_images"
 VIDEO_COLUMN = "media_video"
@@ -206,6 +211,8 @@ class SpatialGRPOTrainer(GRPOTrainer):
             # TRL hands vLLM only `images` from _tokenize_prompts; the media processed here would
             # not reach it (videos in particular), so refuse rather than train blind.
             raise ValueError("use_vllm is not supported with media columns: generate with transformers")
+        has_media = bool(columns & {IMAGES_COLUMN, VIDEO_COLUMN})
+        check_generation_gather(is_zero3(self.accelerator), self.args.ds3_gather_for_generation, has_media)
         self.media_config = media_config or MediaConfig()
         self.sample_log_every = int(sample_log_every or 0)
         self._active_media: list[dict[str, torch.Tensor | None]] | None = None

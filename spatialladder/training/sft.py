@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from spatialladder.training.config import ConfigError, SFTConfig, SpatialLadderArguments, parse_args
@@ -106,9 +106,15 @@ def check_inputs(script_args: SpatialLadderArguments, model_args: Any) -> None:
 
 
 def train(
-    script_args: SpatialLadderArguments, training_args: SFTConfig, model_args: Any
+    script_args: SpatialLadderArguments,
+    training_args: SFTConfig,
+    model_args: Any,
+    prepare_samples: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any] | None:
-    """Run one SFT stage; returns the ``DONE`` info (None when the stage had already finished)."""
+    """Run one SFT stage; returns the ``DONE`` info (None when the stage had already finished).
+
+    ``prepare_samples`` (optional, ``list -> list``) rearranges the loaded samples before training
+    (tests use it to place text-only samples next to media samples on other ranks)."""
     from spatialladder.training.modeling import find_resume_checkpoint, is_finished
 
     _setup_logging(training_args)
@@ -141,6 +147,8 @@ def train(
             )
         except (DatasetValidationError, FileNotFoundError, OSError, ValueError) as exc:
             _fail(str(exc))
+    if prepare_samples is not None:
+        samples = prepare_samples(samples)
     counts: dict[str, int] = {}
     for sample in samples:
         counts[sample["data_type"]] = counts.get(sample["data_type"], 0) + 1
@@ -163,6 +171,7 @@ def train(
     except ValueError as exc:
         _fail(str(exc))
 
+    from spatialladder.training.engine import check_engine
     from spatialladder.training.modeling import (
         load_model,
         peft_config_for,
@@ -181,6 +190,7 @@ def train(
         data_collator=collator,
         peft_config=peft_config_for(model_args),
     )
+    check_engine(trainer.accelerator)  # logs the engine + ZeRO stage; stops if not the requested one
     vision_dummy = {"true": True, "false": False}.get(str(script_args.vision_dummy).lower(), "auto")
     if resolve_vision_dummy(vision_dummy, trainer.accelerator):
         install_uniform_vision_forward(trainer.model)

@@ -1,4 +1,4 @@
-"""Keep every rank's vision tower in step under DeepSpeed ZeRO-3.
+"""Keep every rank's vision tower in step under DeepSpeed ZeRO-3 (and ZeRO-2).
 
 Under ZeRO-3 each module's parameters are all-gathered (a collective) when the module runs and
 reduce-scattered in backward. A rank whose micro-batch holds no image or video never calls the
@@ -17,8 +17,13 @@ calls the vision tower **exactly once**:
   to the input embeddings: the loss is unchanged, but the tower's forward and backward run, so its
   gather/reduce collectives match the other ranks'.
 
-It is only installed when asked (``vision_dummy=True``) or under ZeRO-3 (``"auto"``); otherwise the
-model is untouched. Generation with ``ds3_gather_for_generation=True`` (TRL's default) gathers the
+ZeRO-2 needs it too, for another reason: it reduces gradients in buckets as they become ready
+during backward, so a text-only rank (no vision-tower gradients at all) fills different buckets than
+a media rank and the reductions mismatch (measured: 2 gloo ranks crash in the first backward). The
+dummy's zero gradients make every rank's buckets the same.
+
+It is only installed when asked (``vision_dummy=True``) or under DeepSpeed ZeRO-2/3 (``"auto"``);
+otherwise the model is untouched. Generation with ``ds3_gather_for_generation=True`` (TRL's default) gathers the
 full model first, so only the training/log-prob forwards depend on this.
 """
 
@@ -45,10 +50,15 @@ def find_vision_backbone(model: nn.Module) -> nn.Module:
     raise ValueError(f"{type(model).__name__} has no vision-language backbone (no module with `.visual`)")
 
 
+def zero_stage(accelerator: Any) -> int:
+    """The DeepSpeed ZeRO stage an accelerate ``Accelerator`` runs (0: no DeepSpeed)."""
+    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
+    return 0 if plugin is None else int(getattr(plugin, "zero_stage", 0) or 0)
+
+
 def is_zero3(accelerator: Any) -> bool:
     """Whether an accelerate ``Accelerator`` runs DeepSpeed ZeRO stage 3."""
-    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
-    return plugin is not None and int(getattr(plugin, "zero_stage", 0) or 0) == 3
+    return zero_stage(accelerator) == 3
 
 
 def _dummy_inputs(visual: nn.Module, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,6 +134,9 @@ def install_uniform_vision_forward(model: nn.Module) -> nn.Module:
             return original_forward(*args, **kwargs)
         pixel_values = kwargs.pop("pixel_values", None)
         pixel_values_videos = kwargs.pop("pixel_values_videos", None)
+        # Both branches call the tower FIRST, before any other module runs: ZeRO-3 gathers
+        # parameters in call order, so a text-only rank that embedded its tokens before the dummy
+        # tower call would gather the embedding while a media rank gathers the tower (mismatch).
         if pixel_values is not None or pixel_values_videos is not None:
             kwargs["mm_encoder_outputs"] = encode_media_once(  # one tower call for images + videos
                 backbone,
@@ -135,10 +148,11 @@ def install_uniform_vision_forward(model: nn.Module) -> nn.Module:
             return original_forward(*args, **kwargs)
         # No pixels on this rank: run the tower on a dummy whose contribution is exactly zero.
         embeds = kwargs.get("inputs_embeds")
+        device = (embeds if embeds is not None else kwargs["input_ids"]).device
+        pixels, grid = _dummy_inputs(backbone.visual, device)
+        dummy = backbone.visual(pixels, grid_thw=grid).pooler_output
         if embeds is None:
             embeds = backbone.get_input_embeddings()(kwargs["input_ids"])
-        pixels, grid = _dummy_inputs(backbone.visual, embeds.device)
-        dummy = backbone.visual(pixels, grid_thw=grid).pooler_output
         kwargs["inputs_embeds"] = embeds + 0.0 * dummy.sum().to(embeds.dtype)
         return original_forward(*args, **kwargs)
 
@@ -147,21 +161,40 @@ def install_uniform_vision_forward(model: nn.Module) -> nn.Module:
     return backbone
 
 
+def check_generation_gather(zero3: bool, gather_for_generation: bool, has_media: bool) -> None:
+    """Refuse ZeRO-3 + ``ds3_gather_for_generation=False`` on data with media.
+
+    Without the gather, ``generate`` runs on the sharded model and encodes media in its own prefill
+    path (``mm_encoder_outputs`` computed before the patched forward is reached), and each rank
+    decodes a different number of tokens: the vision dummy cannot keep the ranks' parameter
+    gathers in step there, so ranks with different media would hang (NCCL) or crash (gloo).
+    """
+    if zero3 and has_media and not gather_for_generation:
+        raise ValueError(
+            "ds3_gather_for_generation=false is not supported with image/video data under DeepSpeed "
+            "ZeRO-3: generation would encode media outside the vision-dummy forward, so ranks with "
+            "different media (or none) would issue mismatched parameter gathers and hang. Keep "
+            "ds3_gather_for_generation true (TRL's default: the full model is gathered for generation)."
+        )
+
+
 def resolve_vision_dummy(setting: bool | str | None, accelerator: Any) -> bool:
-    """``True``/``False`` as given; ``"auto"``/None: on exactly under DeepSpeed ZeRO-3."""
+    """``True``/``False`` as given; ``"auto"``/None: on exactly under DeepSpeed ZeRO-2 or ZeRO-3."""
     if isinstance(setting, bool):
         return setting
     if setting in (None, "auto"):
-        return is_zero3(accelerator)
+        return zero_stage(accelerator) >= 2
     if isinstance(setting, str) and setting.lower() in ("true", "false"):
         return setting.lower() == "true"
     raise ValueError(f"vision_dummy must be true, false or 'auto', got {setting!r}")
 
 
 __all__ = [
+    "check_generation_gather",
     "encode_media_once",
     "find_vision_backbone",
     "install_uniform_vision_forward",
     "is_zero3",
+    "zero_stage",
     "resolve_vision_dummy",
 ]
