@@ -17,6 +17,7 @@ recipe plus ``--key value`` command-line overrides (open-r1 style):
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -211,7 +212,18 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     unknown_flags = sorted({f for f in flags if f not in options})
     if unknown_flags:
         raise ConfigError(f"unknown option(s): {', '.join(unknown_flags)} (not a field of {names})")
-    return parser.parse_args_and_config(args=args)
+    parsed = parser.parse_args_and_config(args=args)
+    # argparse checks `choices` on the command line only; recipe values arrive as defaults.
+    for instance in parsed:
+        for f in dataclasses.fields(instance):
+            choices = f.metadata.get("choices")
+            value = getattr(instance, f.name, None)
+            if choices and value is not None and value not in choices:
+                where = f"recipe {args[args.index('--config') + 1]}" if "--config" in args else "the command line"
+                raise ConfigError(
+                    f"{f.name}: {value!r} is not one of {', '.join(map(str, choices))} (from {where})"
+                )
+    return parsed
 
 
 __all__ = [
