@@ -80,13 +80,11 @@ def test_demo_ladder_trains_each_stage(demo_chain: Path) -> None:
 @pytest.mark.slow
 def test_rerun_skips_finished_stages(demo_chain: Path) -> None:
     stamps = {s: (demo_chain / s / "DONE").stat().st_mtime_ns for s in STAGES}
-    t0 = time.perf_counter()
     result = _run(["bash", "run_scripts/run_all.sh"], {"DEMO": "1", "WORK_DIR": str(demo_chain)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert (demo_chain / "stage3_grpo" / "DONE").is_file()  # run_all.sh chains GRPO after cold start
     assert result.stderr.count("already finished") == len(STAGES) + 1
     assert "recipe configs/recipes/demo" not in result.stderr  # nothing was launched
-    assert time.perf_counter() - t0 < 60
     assert {s: (demo_chain / s / "DONE").stat().st_mtime_ns for s in STAGES} == stamps
 
 
@@ -165,7 +163,7 @@ def test_two_process_resume_is_bit_identical(
     assert info["num_processes"] == 2 and info["resumed_from"].endswith("checkpoint-3")
     figures = check_resumed_equals_uninterrupted(uninterrupted, resumed, tiny_model_dir, final_step=4)
     print(f"SFT, 2 processes: {figures}")
-    assert _losses(resumed) == _losses(uninterrupted)[-1:]  # step 4, the one step after the resume
+    assert _losses(resumed) == _losses(uninterrupted)  # restored history (steps 1-3) + step 4
     assert info["train_loss"] == pytest.approx(_done(uninterrupted)["train_loss"], rel=1e-12)
 
 
@@ -228,10 +226,16 @@ def test_run_all_stops_at_first_failure(tmp_path: Path) -> None:
     assert "[stage2_spatial]" not in result.stderr and "[coldstart]" not in result.stderr
 
 
-def _sft(*args: str) -> tuple[subprocess.CompletedProcess, float]:
-    t0 = time.perf_counter()
-    result = _run([sys.executable, "-m", "spatialladder.training.sft", *args], timeout=120)
-    return result, time.perf_counter() - t0
+def _sft(*args: str) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "spatialladder.training.sft", *args], timeout=300)
+
+
+def _refused_before_loading(result: subprocess.CompletedProcess, out: Path) -> bool:
+    """Exit 2 without loading the model (its log line) or creating the output directory."""
+    log = result.stdout + result.stderr
+    return (
+        result.returncode == 2 and "Loading weights" not in log and "loaded " not in log and not out.exists()
+    )
 
 
 def test_bad_recipe_key_fails_fast_naming_it(tmp_path: Path) -> None:
@@ -239,8 +243,8 @@ def test_bad_recipe_key_fails_fast_naming_it(tmp_path: Path) -> None:
     recipe.write_text(
         (REPO / "configs/recipes/demo/stage1_grounding.yaml").read_text() + "learnig_rate: 1.0e-5\n"
     )
-    result, seconds = _sft("--config", str(recipe))
-    assert result.returncode == 2 and seconds < 60
+    result = _sft("--config", str(recipe))
+    assert result.returncode == 2
     assert f"unknown key(s) in recipe {recipe}: learnig_rate" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -251,16 +255,14 @@ def test_missing_data_or_media_fails_fast_naming_it(
     base = ["--config", "configs/recipes/demo/stage1_grounding.yaml", "--model_name_or_path", str(tiny_model_dir),
             "--output_dir", str(tmp_path / "out")]  # fmt: skip
     missing = tmp_path / "nope" / "spld_grounding_data.jsonl"
-    result, seconds = _sft(
-        *base, "--data_files", str(missing), "--media_root", str(synthetic_data_dir / "media")
-    )
-    assert result.returncode == 2 and seconds < 60 and f"data file not found: {missing}" in result.stderr
+    result = _sft(*base, "--data_files", str(missing), "--media_root", str(synthetic_data_dir / "media"))
+    assert _refused_before_loading(result, tmp_path / "out")
+    assert f"data file not found: {missing}" in result.stderr
 
     data = str(synthetic_data_dir / "spld_grounding_data.jsonl")
-    result, _ = _sft(*base, "--data_files", data, "--media_root", str(tmp_path / "no-media"))
-    assert (
-        result.returncode == 2 and f"media_root is not a directory: {tmp_path / 'no-media'}" in result.stderr
-    )
+    result = _sft(*base, "--data_files", data, "--media_root", str(tmp_path / "no-media"))
+    assert _refused_before_loading(result, tmp_path / "out")
+    assert f"media_root is not a directory: {tmp_path / 'no-media'}" in result.stderr
 
     # A broken row is reported as FILE:LINE: FIELD before any model is loaded.
     bad = tmp_path / "spld_grounding_data.jsonl"
@@ -269,8 +271,6 @@ def test_missing_data_or_media_fails_fast_naming_it(
     row["answer"][0]["bbox_2d"] = [5, 5, 4000, 10]
     row["image"] = ["scene0000_00/missing.jpg"]
     bad.write_text("\n".join([*lines[:2], json.dumps(row), *lines[3:]]) + "\n")
-    result, seconds = _sft(*base, "--data_files", str(bad), "--media_root", str(synthetic_data_dir / "media"))
-    assert result.returncode == 2 and seconds < 60
+    result = _sft(*base, "--data_files", str(bad), "--media_root", str(synthetic_data_dir / "media"))
+    assert _refused_before_loading(result, tmp_path / "out")
     assert f"{bad}:3: image[0]: media file not found" in result.stderr
-    assert "Loading weights" not in result.stdout + result.stderr
-    assert not (tmp_path / "out").exists()
