@@ -81,3 +81,26 @@ def test_half_precision_master_weights_are_refused(
 
     assert master_weights_dtype(ModelConfig(dtype="bfloat16", use_peft=True)) == torch.bfloat16
     assert master_weights_dtype(ModelConfig(dtype="auto")) == torch.float32
+
+
+def test_grpo_policy_keeps_fp32_master_weights_and_reference_computes_in_bf16(
+    tiny_model_dir: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    from trl import ModelConfig
+
+    from spatialladder.training.config import SpatialLadderArguments, parse_args
+    from spatialladder.training.grpo import GRPOConfig, build_trainer
+
+    sl_args, grpo_args, model_args = parse_args(
+        (SpatialLadderArguments, GRPOConfig, ModelConfig),
+        ["--config", str(REPO / "configs/recipes/stage3_grpo.yaml"), "--model_name_or_path", str(tiny_model_dir),
+         "--output_dir", str(tmp_path / "out"), "--data_files", str(synthetic_data_dir / "spld_spatial_data.jsonl"),
+         "--media_root", str(synthetic_data_dir / "media"), "--max_samples", "4", "--skip_validation", "true",
+         "--use_cpu", "true", "--report_to", "none", "--dataloader_num_workers", "0"],
+    )  # fmt: skip
+    assert grpo_args.bf16 and model_args.dtype == "float32"  # the paper recipe, as written
+    trainer = build_trainer(sl_args, grpo_args, model_args)
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}  # what AdamW updates
+    # TRL builds the reference like the policy (fp32); it only runs forwards, so it is held in bf16.
+    assert {p.dtype for p in trainer.ref_model.parameters()} == {torch.bfloat16}
+    assert trainer.accelerator.mixed_precision == "bf16"  # compute: autocast over the fp32 weights

@@ -6,13 +6,14 @@ recipe plus ``--key value`` command-line overrides (open-r1 style):
 * :class:`SpatialLadderArguments`: what this project adds (data files, pixel budget, frames,
   prompt kind, freezing, ...). GRPO reuses it as is.
 * :class:`SFTConfig`: TRL's ``SFTConfig`` with defaults that fit vision-language SFT here.
-* ``trl.ModelConfig``: model path, dtype, attention implementation, LoRA settings. Two of its
-  fields take an ``auto`` value resolved in :mod:`spatialladder.training.modeling`:
-  ``attn_implementation`` (unset or ``auto``: flash_attention_2 on CUDA with flash-attn installed,
-  else sdpa) and ``dtype`` (``auto``: bfloat16 / float16 when the run trains in bf16 / fp16,
-  else float32).
+* ``trl.ModelConfig``: model path, dtype, attention implementation, LoRA settings, resolved in
+  :mod:`spatialladder.training.modeling`: ``attn_implementation`` (unset or ``auto``:
+  flash_attention_2 on CUDA with flash-attn installed, else sdpa) and ``dtype``, the dtype of the
+  *master* weights: float32 (``auto`` too); bf16 compute is the training config's ``bf16`` switch
+  (autocast, or DeepSpeed's bf16 engine), and ``bfloat16``/``float16`` are refused (LoRA aside).
 
-:func:`parse_args` turns an unknown recipe key into one short error naming the key and the recipe.
+:func:`parse_args` turns an unknown recipe key into one short error naming the key and the recipe,
+and a value outside a field's ``choices`` (recipe or command line) into one naming the field.
 """
 
 from __future__ import annotations
