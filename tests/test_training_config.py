@@ -70,3 +70,15 @@ def test_max_samples_is_one_rule_for_sft_and_grpo(synthetic_data_dir: Path) -> N
     expected = [records[i * len(records) // 6] for i in range(6)]  # spans the file, not its head
     assert rows["question_id"] == [int(r.question_id) for r in expected]
     assert rows["question_id"] != [int(r.question_id) for r in records[:6]]
+
+
+def test_whole_run_train_loss_counts_the_steps_before_a_resume() -> None:
+    from spatialladder.training.modeling import whole_run_train_loss
+
+    # Logged every step; resumed at step 2; the resumed call averaged steps 3-4 to 1.0.
+    history = [{"step": 1, "loss": 4.0}, {"step": 2, "loss": 2.0}, {"step": 4, "loss": 1.0}]
+    assert whole_run_train_loss(history, 4, 1.0, start_step=2) == (4.0 + 2.0 + 1.0 + 1.0) / 4
+    assert whole_run_train_loss(history, 4, 1.75, start_step=0) == 1.75  # not resumed: the Trainer's own
+    # Logged every 2 steps, checkpoint at step 3: step 3's loss was never logged, so the mean covers
+    # steps 1-2 (mean 3.0) and step 4 (1.0).
+    assert whole_run_train_loss([{"step": 2, "loss": 3.0}], 4, 1.0, start_step=3) == (3.0 * 2 + 1.0) / 3
