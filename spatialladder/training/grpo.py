@@ -243,6 +243,7 @@ def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any) -> str:
     resume = grpo_args.resume_from_checkpoint or find_resume_checkpoint(out)
     if resume:
         print(f"[stage3] resuming from {resume}")
+    start_step = checkpoint_global_step(resume)  # before training: save_total_limit may delete it
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()  # OUTPUT_DIR/trainer_state.json: the whole log history (rewards, KL, ...)
     info = save_final_model(
@@ -263,7 +264,7 @@ def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any) -> str:
                     trainer.state.log_history,
                     trainer.state.global_step,
                     result.metrics.get("train_loss"),
-                    checkpoint_global_step(resume),
+                    start_step,
                 ),
                 "resumed_from": resume,
                 "reward_funcs": list(grpo_args.reward_funcs),

@@ -199,6 +199,7 @@ def train(
     resume = training_args.resume_from_checkpoint or find_resume_checkpoint(output_dir)
     if resume:
         logger.info("resuming from %s", resume)
+    start_step = checkpoint_global_step(resume)  # before training: save_total_limit may delete it
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
@@ -219,7 +220,7 @@ def train(
             trainer.state.log_history,
             trainer.state.global_step,
             result.metrics.get("train_loss"),
-            checkpoint_global_step(resume),
+            start_step,
         ),
         first_logged_loss=losses[0] if losses else None,
         last_logged_loss=losses[-1] if losses else None,
