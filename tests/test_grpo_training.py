@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,46 @@ def format_warmup(model_dir: Path, data_file: Path, media_root: Path, out: Path,
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def answer_format_model(tiny_model_dir: Path, synthetic_data_dir: Path, tmp_path_factory) -> Path:
+    """The tiny model after a fast text-only SFT on ``<think>ok</think><answer>L</answer>`` with a
+    random letter L: its GRPO completions sometimes hit the format or the answer, so rewards vary
+    within groups and the weights move (the random tiny model's rewards are all 0: no gradient)."""
+    import random
+
+    from transformers import AutoModelForImageTextToText
+
+    from spatialladder.data import load_records
+    from spatialladder.prompts import build_prompt
+    from spatialladder.training.collator import SpatialSFTCollator, resolve_training_chat_template
+    from spatialladder.training.modeling import load_processor
+
+    torch.manual_seed(0)
+    letters = random.Random(0)
+    processor = load_processor(str(tiny_model_dir), **SMALL_PIXELS)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    records = load_records(synthetic_data_dir / "spld_spatial_data.jsonl", synthetic_data_dir / "media")
+    collator = SpatialSFTCollator(processor, chat_template=resolve_training_chat_template(processor))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for step in range(80):
+        batch = [
+            {"prompt": build_prompt(rec.question, rec.options, "thinking"), "system": None, "images": [],
+             "video": [], "target": f"<think>ok</think><answer>{letters.choice('ABCD')}</answer>",
+             "data_type": "single_image", "source": rec.source}
+            for rec in records[4 * step : 4 * step + 4]
+        ]  # fmt: skip
+        model(**collator(batch)).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    torch.set_num_threads(previous)
+    out = tmp_path_factory.mktemp("answer-format") / "model"
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
@@ -217,3 +258,86 @@ def test_grpo_kill_after_checkpoint_then_rerun_resumes(
     # a finished run is skipped
     again = subprocess.run([*cmd, str(short_run)], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "skipping" in again.stdout
+
+
+def _log_after(history: list[dict], step: int, keys: tuple[str, ...]) -> list[tuple]:
+    return [tuple(h.get(k) for k in ("step", *keys)) for h in history if "loss" in h and h["step"] > step]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_processes", [1, 2])
+def test_grpo_resume_is_bit_identical_to_an_uninterrupted_run(
+    num_processes,
+    answer_format_model,
+    synthetic_data_dir,
+    repo_root,
+    tmp_path,
+    check_resumed_equals_uninterrupted,
+) -> None:
+    """Interrupted at checkpoint-3 (inside the second epoch) and resumed, a run ends exactly where an
+    uninterrupted one does: weights, optimizer, RNG, the prompts it sees and what it samples."""
+    per_type = 2 * num_processes  # 2 prompts per process per step: an epoch is 2 steps
+    data = mixed_spatial_file(
+        synthetic_data_dir, tmp_path / "spatial.jsonl", {"single_image": per_type, "video": per_type}
+    )
+    recipe = write_recipe(
+        repo_root,
+        tmp_path / "recipe.yaml",
+        data_files=[str(data)],
+        media_root=str(synthetic_data_dir / "media"),
+        max_samples=None,
+        max_completion_length=16,
+        learning_rate=1.0e-3,  # weights that visibly move
+        max_steps=4,
+        save_steps=3,
+        save_total_limit=None,
+        sample_log_every=1,
+        **SMALL_PIXELS,
+    )
+    env = {
+        **os.environ,
+        "RECIPE": str(recipe),
+        "MODEL": str(answer_format_model),
+        "NUM_PROCESSES": str(num_processes),
+    }
+    env.pop("DEMO", None)
+
+    def launch(out: Path) -> str:
+        result = subprocess.run(
+            ["bash", "run_scripts/stage3_grpo.sh"], cwd=repo_root, env={**env, "OUTPUT_DIR": str(out)},
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        return result.stdout + result.stderr
+
+    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    launch(uninterrupted)
+    resumed.mkdir()
+    shutil.copytree(uninterrupted / "checkpoint-3", resumed / "checkpoint-3")  # what a killed run leaves
+    assert "resuming from" in launch(resumed)
+    done = {d: json.loads((d / "DONE").read_text()) for d in (uninterrupted, resumed)}
+    assert (
+        done[resumed]["resumed_from"].endswith("checkpoint-3") and done[uninterrupted]["resumed_from"] is None
+    )
+    assert done[resumed]["global_step"] == 4
+
+    figures = check_resumed_equals_uninterrupted(uninterrupted, resumed, answer_format_model, final_step=4)
+    print(f"{num_processes} process(es): {figures}")
+    # Data position and sampling: the same prompts, completions and rewards at step 4.
+    samples = {
+        d: [json.loads(line) for line in (d / "samples.jsonl").read_text().splitlines()]
+        for d in (uninterrupted, resumed)
+    }
+    after = [
+        {k: s[k] for k in ("step", "question_id", "completion", "reward")} for s in samples[uninterrupted]
+    ]
+    assert [s for s in after if s["step"] >= 3] == [
+        {k: s[k] for k in ("step", "question_id", "completion", "reward")} for s in samples[resumed]
+    ]
+    histories = {d: json.loads((d / "trainer_state.json").read_text())["log_history"] for d in done}
+    keys = ("loss", "reward", "kl", "grad_norm", "completions/mean_length")
+    assert _log_after(histories[resumed], 3, keys) == _log_after(histories[uninterrupted], 3, keys) != []
+    # DONE's train_loss is the whole run's, resumed or not.
+    assert done[resumed]["train_loss"] == pytest.approx(
+        done[uninterrupted]["train_loss"], rel=1e-12, abs=1e-15
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,18 +80,18 @@ def test_demo_ladder_trains_each_stage(demo_chain: Path) -> None:
 @pytest.mark.slow
 def test_rerun_skips_finished_stages(demo_chain: Path) -> None:
     stamps = {s: (demo_chain / s / "DONE").stat().st_mtime_ns for s in STAGES}
-    t0 = time.perf_counter()
     result = _run(["bash", "run_scripts/run_all.sh"], {"DEMO": "1", "WORK_DIR": str(demo_chain)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert (demo_chain / "stage3_grpo" / "DONE").is_file()  # run_all.sh chains GRPO after cold start
     assert result.stderr.count("already finished") == len(STAGES) + 1
     assert "recipe configs/recipes/demo" not in result.stderr  # nothing was launched
-    assert time.perf_counter() - t0 < 60
     assert {s: (demo_chain / s / "DONE").stat().st_mtime_ns for s in STAGES} == stamps
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_resumes_to_the_same_end(demo_chain: Path, tmp_path: Path) -> None:
+def test_sigkill_then_rerun_resumes_to_the_same_end(
+    demo_chain: Path, tmp_path: Path, check_resumed_equals_uninterrupted
+) -> None:
     out = tmp_path / "stage1"
     env = {**os.environ, "DEMO": "1", "WORK_DIR": str(demo_chain), "OUTPUT_DIR": str(out)}
     cmd = ["bash", "run_scripts/stage1_grounding.sh"]
@@ -116,9 +117,13 @@ def test_sigkill_then_rerun_resumes_to_the_same_end(demo_chain: Path, tmp_path: 
     assert int(Path(resumed).name.split("-")[1]) >= int(Path(checkpoint).name.split("-")[1])
     reference = demo_chain / "stage1_grounding"
     assert _done(out)["global_step"] == _done(reference)["global_step"] == 32
-    # The resumed run continues the same trajectory: its last logged loss equals the
-    # uninterrupted run's (weights, optimizer, schedule and data order all restored).
-    assert _losses(out)[-1] == pytest.approx(_losses(reference)[-1], rel=1e-4)
+    # The resumed run continues the same trajectory: every weight, the optimizer, schedule and RNG
+    # state and the logged losses equal the uninterrupted run's, bit for bit.
+    figures = check_resumed_equals_uninterrupted(reference, out, demo_chain / "tiny-qwen25vl", final_step=32)
+    print(f"SFT, 1 process, killed and resumed from {Path(resumed).name}: {figures}")
+    assert _losses(out) == _losses(reference)
+    # DONE's train_loss is the whole run's mean, not only the steps since the resume.
+    assert _done(out)["train_loss"] == pytest.approx(_done(reference)["train_loss"], rel=1e-12)
 
 
 @pytest.mark.slow
@@ -132,6 +137,34 @@ def test_two_process_cpu_launch(demo_chain: Path, tmp_path: Path) -> None:
     assert "2 process(es)" in result.stderr
     info = _done(out)
     assert info["num_processes"] == 2 and info["global_step"] == 3
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_bit_identical(
+    tiny_model_dir: Path, synthetic_data_dir: Path, tmp_path: Path, check_resumed_equals_uninterrupted
+) -> None:
+    """2 gloo ranks, interrupted at checkpoint-3 (inside the second epoch: 8 samples, 4 per step)."""
+    env = {
+        "RECIPE": "configs/recipes/demo/stage2_spatial.yaml",
+        "MODEL": str(tiny_model_dir),
+        "NUM_PROCESSES": "2",
+    }
+    args = ["--data_files", str(synthetic_data_dir / "spld_spatial_data.jsonl"),
+            "--media_root", str(synthetic_data_dir / "media"), "--max_samples", "8", "--max_steps", "4",
+            "--save_steps", "3", "--save_total_limit", "3"]  # fmt: skip
+    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    result = _run(["bash", "run_scripts/stage2_spatial.sh", *args], {**env, "OUTPUT_DIR": str(uninterrupted)})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    resumed.mkdir()
+    shutil.copytree(uninterrupted / "checkpoint-3", resumed / "checkpoint-3")  # what a killed run leaves
+    result = _run(["bash", "run_scripts/stage2_spatial.sh", *args], {**env, "OUTPUT_DIR": str(resumed)})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    info = _done(resumed)
+    assert info["num_processes"] == 2 and info["resumed_from"].endswith("checkpoint-3")
+    figures = check_resumed_equals_uninterrupted(uninterrupted, resumed, tiny_model_dir, final_step=4)
+    print(f"SFT, 2 processes: {figures}")
+    assert _losses(resumed) == _losses(uninterrupted)  # restored history (steps 1-3) + step 4
+    assert info["train_loss"] == pytest.approx(_done(uninterrupted)["train_loss"], rel=1e-12)
 
 
 @pytest.mark.slow
@@ -193,10 +226,16 @@ def test_run_all_stops_at_first_failure(tmp_path: Path) -> None:
     assert "[stage2_spatial]" not in result.stderr and "[coldstart]" not in result.stderr
 
 
-def _sft(*args: str) -> tuple[subprocess.CompletedProcess, float]:
-    t0 = time.perf_counter()
-    result = _run([sys.executable, "-m", "spatialladder.training.sft", *args], timeout=120)
-    return result, time.perf_counter() - t0
+def _sft(*args: str) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "spatialladder.training.sft", *args], timeout=300)
+
+
+def _refused_before_loading(result: subprocess.CompletedProcess, out: Path) -> bool:
+    """Exit 2 without loading the model (its log line) or creating the output directory."""
+    log = result.stdout + result.stderr
+    return (
+        result.returncode == 2 and "Loading weights" not in log and "loaded " not in log and not out.exists()
+    )
 
 
 def test_bad_recipe_key_fails_fast_naming_it(tmp_path: Path) -> None:
@@ -204,8 +243,8 @@ def test_bad_recipe_key_fails_fast_naming_it(tmp_path: Path) -> None:
     recipe.write_text(
         (REPO / "configs/recipes/demo/stage1_grounding.yaml").read_text() + "learnig_rate: 1.0e-5\n"
     )
-    result, seconds = _sft("--config", str(recipe))
-    assert result.returncode == 2 and seconds < 60
+    result = _sft("--config", str(recipe))
+    assert result.returncode == 2
     assert f"unknown key(s) in recipe {recipe}: learnig_rate" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -216,16 +255,14 @@ def test_missing_data_or_media_fails_fast_naming_it(
     base = ["--config", "configs/recipes/demo/stage1_grounding.yaml", "--model_name_or_path", str(tiny_model_dir),
             "--output_dir", str(tmp_path / "out")]  # fmt: skip
     missing = tmp_path / "nope" / "spld_grounding_data.jsonl"
-    result, seconds = _sft(
-        *base, "--data_files", str(missing), "--media_root", str(synthetic_data_dir / "media")
-    )
-    assert result.returncode == 2 and seconds < 60 and f"data file not found: {missing}" in result.stderr
+    result = _sft(*base, "--data_files", str(missing), "--media_root", str(synthetic_data_dir / "media"))
+    assert _refused_before_loading(result, tmp_path / "out")
+    assert f"data file not found: {missing}" in result.stderr
 
     data = str(synthetic_data_dir / "spld_grounding_data.jsonl")
-    result, _ = _sft(*base, "--data_files", data, "--media_root", str(tmp_path / "no-media"))
-    assert (
-        result.returncode == 2 and f"media_root is not a directory: {tmp_path / 'no-media'}" in result.stderr
-    )
+    result = _sft(*base, "--data_files", data, "--media_root", str(tmp_path / "no-media"))
+    assert _refused_before_loading(result, tmp_path / "out")
+    assert f"media_root is not a directory: {tmp_path / 'no-media'}" in result.stderr
 
     # A broken row is reported as FILE:LINE: FIELD before any model is loaded.
     bad = tmp_path / "spld_grounding_data.jsonl"
@@ -234,8 +271,6 @@ def test_missing_data_or_media_fails_fast_naming_it(
     row["answer"][0]["bbox_2d"] = [5, 5, 4000, 10]
     row["image"] = ["scene0000_00/missing.jpg"]
     bad.write_text("\n".join([*lines[:2], json.dumps(row), *lines[3:]]) + "\n")
-    result, seconds = _sft(*base, "--data_files", str(bad), "--media_root", str(synthetic_data_dir / "media"))
-    assert result.returncode == 2 and seconds < 60
+    result = _sft(*base, "--data_files", str(bad), "--media_root", str(synthetic_data_dir / "media"))
+    assert _refused_before_loading(result, tmp_path / "out")
     assert f"{bad}:3: image[0]: media file not found" in result.stderr
-    assert "Loading weights" not in result.stdout + result.stderr
-    assert not (tmp_path / "out").exists()

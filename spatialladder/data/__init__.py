@@ -1,6 +1,6 @@
 """SpatialLadder-26k data: typed records, a validating loader and a CLI validator."""
 
-from .loader import MAX_PROBLEMS_SHOWN, DatasetValidationError, image_size, load_records
+from .loader import MAX_PROBLEMS_SHOWN, DatasetValidationError, image_size, load_records, select_max_samples
 from .records import (
     DATA_TYPES,
     FILE_KINDS,
@@ -38,5 +38,6 @@ __all__ = [
     "kind_from_name",
     "kind_from_row",
     "load_records",
+    "select_max_samples",
     "parse_finite_float",
 ]

@@ -612,3 +612,16 @@ def load_records(
         st.problems.sort(key=lambda t: t[0])
         raise DatasetValidationError([p for _, p in st.problems])
     return records
+
+
+def select_max_samples(records: Sequence[Any], max_samples: int | None) -> list[Any]:
+    """``max_samples`` evenly spaced rows of ``records`` (all of them when unset or not fewer).
+
+    Evenly spaced rather than the first N: a fixed subset that still spans every scene and data
+    type of a file sorted by scene or type. Shared by the SFT stages and GRPO.
+    """
+    if max_samples is None or max_samples >= len(records):
+        return list(records)
+    if max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+    return [records[i * len(records) // max_samples] for i in range(max_samples)]

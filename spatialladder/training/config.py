@@ -6,17 +6,19 @@ recipe plus ``--key value`` command-line overrides (open-r1 style):
 * :class:`SpatialLadderArguments`: what this project adds (data files, pixel budget, frames,
   prompt kind, freezing, ...). GRPO reuses it as is.
 * :class:`SFTConfig`: TRL's ``SFTConfig`` with defaults that fit vision-language SFT here.
-* ``trl.ModelConfig``: model path, dtype, attention implementation, LoRA settings. Two of its
-  fields take an ``auto`` value resolved in :mod:`spatialladder.training.modeling`:
-  ``attn_implementation`` (unset or ``auto``: flash_attention_2 on CUDA with flash-attn installed,
-  else sdpa) and ``dtype`` (``auto``: bfloat16 / float16 when the run trains in bf16 / fp16,
-  else float32).
+* ``trl.ModelConfig``: model path, dtype, attention implementation, LoRA settings, resolved in
+  :mod:`spatialladder.training.modeling`: ``attn_implementation`` (unset or ``auto``:
+  flash_attention_2 on CUDA with flash-attn installed, else sdpa) and ``dtype``, the dtype of the
+  *master* weights: float32 (``auto`` too); bf16 compute is the training config's ``bf16`` switch
+  (autocast, or DeepSpeed's bf16 engine), and ``bfloat16``/``float16`` are refused (LoRA aside).
 
-:func:`parse_args` turns an unknown recipe key into one short error naming the key and the recipe.
+:func:`parse_args` turns an unknown recipe key into one short error naming the key and the recipe,
+and a value outside a field's ``choices`` (recipe or command line) into one naming the field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -211,7 +213,18 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     unknown_flags = sorted({f for f in flags if f not in options})
     if unknown_flags:
         raise ConfigError(f"unknown option(s): {', '.join(unknown_flags)} (not a field of {names})")
-    return parser.parse_args_and_config(args=args)
+    parsed = parser.parse_args_and_config(args=args)
+    # argparse checks `choices` on the command line only; recipe values arrive as defaults.
+    for instance in parsed:
+        for f in dataclasses.fields(instance):
+            choices = f.metadata.get("choices")
+            value = getattr(instance, f.name, None)
+            if choices and value is not None and value not in choices:
+                where = f"recipe {args[args.index('--config') + 1]}" if "--config" in args else "the command line"
+                raise ConfigError(
+                    f"{f.name}: {value!r} is not one of {', '.join(map(str, choices))} (from {where})"
+                )
+    return parsed
 
 
 __all__ = [

@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 LOSS_CHOICES = ("grpo", "dr_grpo", "dapo", "gspo", "bnpo")
 
 
+def _trl_help(name: str) -> str:
+    return str(trl.GRPOConfig.__dataclass_fields__[name].metadata.get("help", ""))
+
+
 @dataclass
 class GRPOConfig(trl.GRPOConfig):
     """TRL's ``GRPOConfig`` with this project's stage-3 additions and defaults.
@@ -46,6 +50,13 @@ class GRPOConfig(trl.GRPOConfig):
     * ``loss_type`` defaults to ``grpo`` (the paper: token mean per sequence, then mean over
       sequences; TRL's own default is ``dapo``) and also accepts ``gspo``.
     * ``bf16`` unset = auto (bf16 on a bf16-capable CUDA GPU, fp32 elsewhere).
+    * ``use_bias_correction_kl`` defaults to False: the paper's KL is plain k3.
+    * ``importance_sampling_level``, ``scale_rewards``, ``multi_objective_aggregation`` have their
+      choices checked at parse time.
+    * ``save_steps`` must put checkpoints on generation boundaries (``save_steps x
+      gradient_accumulation_steps`` a multiple of ``steps_per_generation x num_iterations``): TRL
+      does not save a generated batch, so only there is a resumed run identical to an
+      uninterrupted one.
     """
 
     reward_funcs: list[str] = field(
@@ -69,6 +80,29 @@ class GRPOConfig(trl.GRPOConfig):
         default=None,
         metadata={"help": "bf16 mixed precision; unset = auto (bf16 on a bf16-capable CUDA GPU, else fp32)."},
     )
+    # The paper's KL is plain k3; TRL 1.16 defaults to multiplying it by the importance ratio
+    # (same value on-policy, a different gradient).
+    use_bias_correction_kl: bool = field(
+        default=False,
+        metadata={"help": _trl_help("use_bias_correction_kl") + " Default here: False (the paper's plain k3)."},
+    )
+    # String settings TRL checks only when first used (a typo would fail at the first loss step):
+    # their choices make parse_args refuse a bad value up front.
+    importance_sampling_level: str = field(
+        default="token",
+        metadata={"help": _trl_help("importance_sampling_level"), "choices": ["token", "sequence"]},
+    )
+    scale_rewards: str = field(
+        default="group",
+        metadata={"help": _trl_help("scale_rewards"), "choices": ["group", "batch", "none"]},
+    )
+    multi_objective_aggregation: str = field(
+        default="sum_then_normalize",
+        metadata={
+            "help": _trl_help("multi_objective_aggregation"),
+            "choices": ["sum_then_normalize", "normalize_then_sum"],
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.loss_type == "gspo":
@@ -84,6 +118,20 @@ class GRPOConfig(trl.GRPOConfig):
         super().__post_init__()
         if self.remove_unused_columns:
             raise ValueError("remove_unused_columns must be False: the rewards read the answer columns")
+        micro_steps_per_generation = self.steps_per_generation * self.num_iterations
+        if (
+            self.save_strategy == "steps"
+            and self.save_steps >= 1
+            and (int(self.save_steps) * self.gradient_accumulation_steps) % micro_steps_per_generation
+        ):
+            raise ValueError(
+                f"save_steps={self.save_steps} would save checkpoints inside a generation batch "
+                f"(one batch serves steps_per_generation={self.steps_per_generation} x num_iterations="
+                f"{self.num_iterations} micro-steps, gradient_accumulation_steps={self.gradient_accumulation_steps} "
+                "per optimizer step) and TRL does not save that batch, so a resume would regenerate it: "
+                "choose save_steps so that save_steps x gradient_accumulation_steps is a multiple of "
+                f"{micro_steps_per_generation}"
+            )
 
 
 def spatial_rows(
@@ -126,7 +174,7 @@ def build_dataset(sl_args: Any) -> Any:
     """The stage-3 training set from ``sl_args.data_files`` (spatial rows, validated up front)."""
     from datasets import Dataset
 
-    from spatialladder.data import load_records
+    from spatialladder.data import load_records, select_max_samples
 
     if not sl_args.data_files:
         raise ValueError("data_files is empty: point it at spld_spatial_data.jsonl")
@@ -143,8 +191,7 @@ def build_dataset(sl_args: Any) -> Any:
             num_views=sl_args.num_views,
             check_media=not sl_args.skip_validation,
         )
-    if sl_args.max_samples is not None:
-        records = records[: sl_args.max_samples]
+    records = select_max_samples(records, sl_args.max_samples)
     if not records:
         raise ValueError(f"no rows in {sl_args.data_files}")
     rows = spatial_rows(records, "thinking", sl_args.video_frames, sl_args.system_message)
@@ -182,9 +229,11 @@ def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any, train_dataset: Any
     ``train_dataset`` replaces the one built from ``sl_args.data_files`` (tests)."""
     from spatialladder.training.engine import check_engine
     from spatialladder.training.modeling import (
+        checkpoint_global_step,
         find_resume_checkpoint,
         is_finished,
         save_final_model,
+        whole_run_train_loss,
         write_done_marker,
     )
 
@@ -197,7 +246,8 @@ def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any, train_dataset: Any
     resume = grpo_args.resume_from_checkpoint or find_resume_checkpoint(out)
     if resume:
         print(f"[stage3] resuming from {resume}")
-    trainer.train(resume_from_checkpoint=resume)
+    start_step = checkpoint_global_step(resume)  # before training: save_total_limit may delete it
+    result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()  # OUTPUT_DIR/trainer_state.json: the whole log history (rewards, KL, ...)
     info = save_final_model(
         trainer,
@@ -212,6 +262,13 @@ def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any, train_dataset: Any
             {
                 "stage": "stage3_grpo",
                 "global_step": int(trainer.state.global_step),
+                # the whole run's mean, resumed or not (the Trainer's covers only the steps since the resume)
+                "train_loss": whole_run_train_loss(
+                    trainer.state.log_history,
+                    trainer.state.global_step,
+                    result.metrics.get("train_loss"),
+                    start_step,
+                ),
                 "resumed_from": resume,
                 "reward_funcs": list(grpo_args.reward_funcs),
                 "loss_type": grpo_args.loss_type,
@@ -224,13 +281,19 @@ def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any, train_dataset: Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     from spatialladder.training.config import ConfigError, SpatialLadderArguments, parse_args
+    from spatialladder.training.modeling import master_weights_dtype
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         sl_args, grpo_args, model_args = parse_args(
             [SpatialLadderArguments, GRPOConfig, trl.ModelConfig], argv
         )
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:  # ValueError: a field's own check (__post_init__)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        master_weights_dtype(model_args)  # before any data or model is loaded
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     run(sl_args, grpo_args, model_args)

@@ -60,9 +60,10 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
-from trl.trainer.utils import nanstd
+from trl.trainer.utils import RepeatSampler, nanstd
 
 from spatialladder.positions import install_original_positions
+from spatialladder.training.modeling import CheckpointConversionResumeMixin
 from spatialladder.training.zero3 import (
     check_generation_gather,
     install_uniform_vision_forward,
@@ -189,12 +190,39 @@ def collate_media(media: Sequence[dict[str, torch.Tensor | None]]) -> dict[str, 
     return out
 
 
-class SpatialGRPOTrainer(GRPOTrainer):
+class EpochSeededRepeatSampler(RepeatSampler):
+    """TRL's ``RepeatSampler`` whose shuffle depends only on (seed, epoch).
+
+    TRL's draws each epoch's permutation from one generator that only advances, so a run resumed
+    in epoch >= 1 starts the generator afresh and replays epoch 0's order. Reseeding with
+    ``seed + epoch`` at every epoch (epoch 0 = TRL's order) makes a resumed run see exactly the
+    prompts of the uninterrupted one.
+    """
+
+    @classmethod
+    def from_sampler(cls, sampler: RepeatSampler) -> EpochSeededRepeatSampler:
+        new = cls.__new__(cls)
+        new.__dict__.update(sampler.__dict__)  # same data, repeats, batch size, shuffle and seed
+        return new
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.shuffle and self.seed is not None:
+            self.generator.manual_seed(int(self.seed) + int(epoch))
+
+
+class SpatialGRPOTrainer(CheckpointConversionResumeMixin, GRPOTrainer):
     """``GRPOTrainer`` that feeds images, multi-view images and videos to every forward.
 
     Extra arguments: ``media_config`` (:class:`MediaConfig`), ``vision_dummy`` (True/False/"auto":
     ZeRO-3 safety, see :mod:`spatialladder.training.zero3`) and ``sample_log_every`` (write
     ``samples.jsonl`` every N optimizer steps; 0 disables).
+
+    Resuming restores weights (the mixin; transformers' own loader restores 1 of Qwen2.5-VL's
+    tensors), optimizer, schedule, RNG and data position (:class:`EpochSeededRepeatSampler`), so a
+    resumed run is bit-identical to an uninterrupted one when its checkpoint falls on a generation
+    boundary: TRL generates one batch for ``steps_per_generation x num_iterations`` micro-steps
+    and does not save it (:class:`spatialladder.training.grpo.GRPOConfig` refuses ``save_steps``
+    that would put a checkpoint inside a generation batch).
     """
 
     def __init__(
@@ -219,6 +247,7 @@ class SpatialGRPOTrainer(GRPOTrainer):
         self._pending_prompts: tuple[list[list[int]], dict[str, Any]] | None = None
         self._last_sample_log_step = -1
         self._scored: tuple[torch.Tensor, list[Any], list[Any]] | None = None
+        self._epoch_sampler: EpochSeededRepeatSampler | None = None
 
         # Why: TRL suppresses only the image pad token during sampling. A sampled <|video_pad|> in a
         # completion would make the placeholder count disagree with the video features in the
@@ -233,12 +262,40 @@ class SpatialGRPOTrainer(GRPOTrainer):
         # TRL loads the reference model (and a policy given by name) itself: same positions as load_model's.
         for m in (self.model, self.ref_model) if self.ref_model is not None else (self.model,):
             install_original_positions(m)
+        # Why: TRL builds the reference model like the policy, i.e. with its float32 master weights.
+        # It only runs forwards (no optimizer state), so a bf16/fp16 run holds it in the compute
+        # dtype, as evaluation does and as DeepSpeed does with its own copy: half the memory.
+        half = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+        if (
+            self.ref_model is not None
+            and half is not None
+            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+            and not getattr(self.args, "cast_lm_head_to_fp32", False)
+        ):
+            self.ref_model.to(half)
 
         self.vision_dummy = resolve_vision_dummy(vision_dummy, self.accelerator)
         if self.vision_dummy:
             install_uniform_vision_forward(self.model)
             if self.ref_model is not None:
                 install_uniform_vision_forward(self.ref_model)
+
+    # ------------------------------------------------------------------------------------------
+    # resume: data order
+    # ------------------------------------------------------------------------------------------
+
+    def _get_train_sampler(self, dataset: Any = None) -> Any:
+        sampler = super()._get_train_sampler(dataset)
+        if type(sampler) is RepeatSampler:
+            sampler = self._epoch_sampler = EpochSeededRepeatSampler.from_sampler(sampler)
+        return sampler
+
+    def _run_epoch(self, *args: Any, **kwargs: Any) -> Any:
+        # Why: accelerate forwards set_epoch to the sampler, but not through the wrappers of a
+        # resumed multi-process run (skip-batches around the per-process shard); set it for all.
+        if self._epoch_sampler is not None and "epoch" in kwargs:
+            self._epoch_sampler.set_epoch(kwargs["epoch"])
+        return super()._run_epoch(*args, **kwargs)
 
     # ------------------------------------------------------------------------------------------
     # media plumbing

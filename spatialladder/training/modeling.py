@@ -1,8 +1,8 @@
 """Model / processor loading and checkpoint bookkeeping shared by the SFT stages and GRPO.
 
 * :func:`load_processor` applies the run's pixel bounds to the image *and* video processors;
-  :func:`load_model` resolves ``dtype``/``attn_implementation`` ``auto`` values, and freezes the ViT
-  on request.
+  :func:`load_model` loads float32 master weights (bf16 compute = the run's ``bf16`` switch),
+  resolves ``attn_implementation: auto``, and freezes the ViT on request.
 * A stage's input checkpoint is checked up front (:func:`checkpoint_problems`), an interrupted
   run resumes from its last complete ``checkpoint-*`` (:func:`find_resume_checkpoint`), and a
   finished run is marked by a ``DONE`` file written after the final model and processor
@@ -131,6 +131,39 @@ def write_done_marker(output_dir: str | os.PathLike[str], info: dict[str, Any]) 
     return path
 
 
+def checkpoint_global_step(checkpoint_dir: str | os.PathLike[str] | None) -> int:
+    """The optimizer step a ``checkpoint-*`` was saved at (0 for None: a fresh run)."""
+    if not checkpoint_dir:
+        return 0
+    return int(json.loads((Path(checkpoint_dir) / "trainer_state.json").read_text())["global_step"])
+
+
+def whole_run_train_loss(
+    log_history: Sequence[dict[str, Any]], global_step: int, run_train_loss: float | None, start_step: int
+) -> float | None:
+    """Mean training loss over *all* steps of a run that may have been resumed at ``start_step``.
+
+    The Trainer's ``train_loss`` averages only the steps of the current call (``start_step`` to
+    ``global_step``); the steps before the resume are in the restored log history, each logged
+    ``loss`` being the mean over the steps since the previous entry. Exact when the checkpoint's
+    step was a logging step (``save_steps`` a multiple of ``logging_steps``, as in every recipe);
+    otherwise the steps between the last log and the checkpoint are left out of the mean.
+    """
+    if run_train_loss is None or global_step <= 0:
+        return run_train_loss
+    total, steps, previous = 0.0, 0, 0
+    for entry in sorted((e for e in log_history if "loss" in e), key=lambda e: e["step"]):
+        if entry["step"] > start_step:
+            break
+        total += float(entry["loss"]) * (entry["step"] - previous)
+        steps += entry["step"] - previous
+        previous = entry["step"]
+    run_steps = global_step - start_step
+    total += float(run_train_loss) * run_steps
+    steps += run_steps
+    return total / steps if steps else run_train_loss
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
@@ -147,18 +180,66 @@ def resolve_attn_implementation(requested: str | None) -> str:
     return "sdpa"
 
 
-def resolve_dtype(requested: str | None, training_args: Any = None) -> Any:
-    """The torch dtype to load weights in. ``auto``/None follows the run's precision: bfloat16 with
-    ``bf16``, float16 with ``fp16``, else float32 (always float32 without CUDA)."""
+def master_weights_dtype(model_args: Any) -> Any:
+    """The dtype a *training* run loads its weights in: float32, the optimizer's master weights.
+
+    bf16 compute is the run's ``bf16`` switch: the Trainer's autocast over fp32 weights on one GPU
+    or DDP, DeepSpeed's bf16 engine (which keeps its own fp32 master copy) under ZeRO. Loading the
+    weights themselves in bf16 would make the weights *and* AdamW's state bf16, where updates at
+    lr 1e-5 mostly round away, so ``dtype: bfloat16``/``float16`` is refused, except with LoRA
+    (``use_peft``), where the half-precision base weights are frozen and the adapters train in fp32.
+    ``auto`` (or unset) means float32.
+    """
     import torch
 
-    if requested not in (None, "", "auto"):
-        return getattr(torch, str(requested))
-    if training_args is not None and getattr(training_args, "bf16", False) and torch.cuda.is_available():
-        return torch.bfloat16
-    if training_args is not None and getattr(training_args, "fp16", False) and torch.cuda.is_available():
-        return torch.float16
-    return torch.float32
+    requested = getattr(model_args, "dtype", None)
+    if requested in (None, "", "auto", "float32"):
+        return torch.float32
+    if requested in ("bfloat16", "float16") and getattr(model_args, "use_peft", False):
+        return getattr(torch, requested)
+    if requested in ("bfloat16", "float16"):
+        switch = "bf16" if requested == "bfloat16" else "fp16"
+        raise ValueError(
+            f"dtype: {requested} would train {requested} weights and optimizer state with no float32 master "
+            f"copy (updates at lr 1e-5 round away). Training keeps float32 master weights: set dtype: float32 "
+            f"(or auto) and {switch}: true for {requested} compute (autocast; DeepSpeed keeps its own master "
+            "copy). Only LoRA (use_peft: true) loads a frozen base model in a half dtype."
+        )
+    raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {requested!r}")
+
+
+def _effective_pixel_bounds(sub_processor: Any) -> tuple[Any, Any]:
+    """(min, max) pixels an image / video processor resizes to: transformers 5 reads them from
+    ``size`` (shortest_edge / longest_edge) when it processes."""
+    size = getattr(sub_processor, "size", None) or {}
+    get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+    return get("shortest_edge"), get("longest_edge")
+
+
+def check_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
+    """Raise ``ValueError`` naming requested and effective values unless the image and video
+    processors of ``processor`` (and the resize rule grounding boxes are rescaled with) use the
+    requested bounds; an unset bound is not checked."""
+    from spatialladder.geometry import ResizeRule
+
+    effective: dict[str, tuple[Any, Any]] = {}
+    for name in ("image_processor", "video_processor"):
+        sub = getattr(processor, name, None)
+        if sub is not None:
+            effective[name] = _effective_pixel_bounds(sub)
+    if getattr(processor, "image_processor", None) is not None:
+        rule = ResizeRule.from_processor(processor)
+        effective["box rescaling (ResizeRule)"] = (rule.min_pixels, rule.max_pixels)
+    wrong = [
+        f"{name} min_pixels={lo}, max_pixels={hi}"
+        for name, (lo, hi) in effective.items()
+        if (min_pixels is not None and lo != min_pixels) or (max_pixels is not None and hi != max_pixels)
+    ]
+    if wrong:
+        raise ValueError(
+            f"pixel budget not applied: requested min_pixels={min_pixels}, max_pixels={max_pixels}, "
+            "but the loaded " + "; ".join(wrong)
+        )
 
 
 def load_processor(
@@ -171,30 +252,28 @@ def load_processor(
 ) -> Any:
     """The checkpoint's processor with the run's pixel bounds on images and video frames alike.
 
-    The bounds are stored the transformers-5 way (``size = {shortest_edge, longest_edge}``, in
-    pixels), which :meth:`spatialladder.geometry.ResizeRule.from_processor` reads back.
+    The bounds are passed as ``min_pixels``/``max_pixels``: Qwen2-VL's image and video processors
+    apply those *after* ``size`` and after the checkpoint's own keys, so they win whatever the
+    config's format (the Hub's Qwen2.5-VL ``preprocessor_config.json`` has top-level
+    ``min_pixels``/``max_pixels``, which override a ``size`` kwarg). They are kept the
+    transformers-5 way (``size = {shortest_edge, longest_edge}``), which
+    :meth:`spatialladder.geometry.ResizeRule.from_processor` reads. A bound left unset keeps the
+    checkpoint's. The effective bounds are checked after loading (:func:`check_pixel_bounds`).
     """
     from transformers import AutoProcessor
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if revision:
         kwargs["revision"] = revision
-    if min_pixels is not None or max_pixels is not None:
-        size: dict[str, int] = {}
-        if min_pixels is None or max_pixels is None:  # keep the checkpoint's other bound
-            current = AutoProcessor.from_pretrained(model_name_or_path, **kwargs).image_processor.size
-            size = {
-                k: int(current[k]) for k in ("shortest_edge", "longest_edge") if current.get(k) is not None
-            }
-        if min_pixels is not None:
-            size["shortest_edge"] = int(min_pixels)
-        if max_pixels is not None:
-            size["longest_edge"] = int(max_pixels)
-        kwargs["size"] = size
+    if min_pixels is not None:
+        kwargs["min_pixels"] = int(min_pixels)
+    if max_pixels is not None:
+        kwargs["max_pixels"] = int(max_pixels)
     processor = AutoProcessor.from_pretrained(model_name_or_path, **kwargs)
     tokenizer = getattr(processor, "tokenizer", processor)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    check_pixel_bounds(processor, min_pixels, max_pixels)
     return processor
 
 
@@ -222,10 +301,11 @@ def freeze_vision_tower(model: Any) -> int:
 
 
 def load_model(model_args: Any, training_args: Any = None, *, freeze_vision: bool = False) -> Any:
-    """``AutoModelForImageTextToText`` from ``model_args`` (a ``trl.ModelConfig``).
+    """``AutoModelForImageTextToText`` from ``model_args`` (a ``trl.ModelConfig``) for training.
 
-    ``dtype`` and ``attn_implementation`` accept ``auto`` (see the resolvers above); the KV cache
-    is disabled when gradient checkpointing is on.
+    Weights load in float32 (:func:`master_weights_dtype`; bf16 compute is the run's ``bf16``),
+    ``attn_implementation`` accepts ``auto``; the KV cache is disabled when gradient checkpointing
+    is on.
     """
     from transformers import AutoModelForImageTextToText
 
@@ -238,7 +318,7 @@ def load_model(model_args: Any, training_args: Any = None, *, freeze_vision: boo
     )
     if problems:
         raise FileNotFoundError("input checkpoint is incomplete:\n  " + "\n  ".join(problems))
-    dtype = resolve_dtype(model_args.dtype, training_args)
+    dtype = master_weights_dtype(model_args)
     attn = resolve_attn_implementation(model_args.attn_implementation)
     kwargs: dict[str, Any] = {
         "dtype": dtype,

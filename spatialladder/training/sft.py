@@ -55,7 +55,7 @@ def load_samples(
 ) -> list[dict[str, Any]]:
     """Validate the data files (whole files, media decoded when ``check_media``) and turn their
     records into SFT samples. Raises the loader's errors, which name file, line and field."""
-    from spatialladder.data import load_records
+    from spatialladder.data import load_records, select_max_samples
     from spatialladder.geometry import ResizeRule
     from spatialladder.training.conversations import ConversationSettings, records_to_samples
 
@@ -68,10 +68,7 @@ def load_samples(
             num_views=script_args.num_views,
             check_media=check_media,
         )
-    if script_args.max_samples is not None and script_args.max_samples < len(records):
-        # Evenly spaced rows: a fixed subset that still spans every scene and data type of the file.
-        n = script_args.max_samples
-        records = [records[i * len(records) // n] for i in range(n)]
+    records = select_max_samples(records, script_args.max_samples)
     settings = ConversationSettings(
         prompt_kind=script_args.prompt_kind,
         system_message=script_args.system_message,
@@ -85,11 +82,19 @@ def check_inputs(script_args: SpatialLadderArguments, model_args: Any) -> None:
     """Fail fast, naming the problem, on a missing model / data / media path."""
     import os
 
-    from spatialladder.training.modeling import checkpoint_problems, looks_like_local_path
+    from spatialladder.training.modeling import (
+        checkpoint_problems,
+        looks_like_local_path,
+        master_weights_dtype,
+    )
 
     model = model_args.model_name_or_path
     if not model:
         _fail("model_name_or_path is not set (recipe key or --model_name_or_path)")
+    try:
+        master_weights_dtype(model_args)
+    except ValueError as exc:
+        _fail(str(exc))
     if looks_like_local_path(model):
         problems = checkpoint_problems(model)
         if problems:
@@ -131,13 +136,16 @@ def train(
     from spatialladder.training.modeling import load_processor
 
     state = training_args.distributed_state
-    processor = load_processor(
-        model_args.model_name_or_path,
-        min_pixels=script_args.min_pixels,
-        max_pixels=script_args.max_pixels,
-        revision=None if model_args.model_revision == "main" else model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
-    )
+    try:
+        processor = load_processor(
+            model_args.model_name_or_path,
+            min_pixels=script_args.min_pixels,
+            max_pixels=script_args.max_pixels,
+            revision=None if model_args.model_revision == "main" else model_args.model_revision,
+            trust_remote_code=training_args.trust_remote_code,
+        )
+    except ValueError as exc:  # the pixel budget did not take effect
+        _fail(str(exc))
     # Validation decodes every media file once, on the main process; the others wait for it and
     # only re-read the rows (a failure on the main process ends the launch for every rank).
     with training_args.main_process_first(desc="data validation"):
@@ -173,9 +181,11 @@ def train(
 
     from spatialladder.training.engine import check_engine
     from spatialladder.training.modeling import (
+        checkpoint_global_step,
         load_model,
         peft_config_for,
         save_final_model,
+        whole_run_train_loss,
         write_done_marker,
     )
     from spatialladder.training.zero3 import install_uniform_vision_forward, resolve_vision_dummy
@@ -199,6 +209,7 @@ def train(
     resume = training_args.resume_from_checkpoint or find_resume_checkpoint(output_dir)
     if resume:
         logger.info("resuming from %s", resume)
+    start_step = checkpoint_global_step(resume)  # before training: save_total_limit may delete it
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
@@ -214,7 +225,13 @@ def train(
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     info.update(
         global_step=trainer.state.global_step,
-        train_loss=result.metrics.get("train_loss"),
+        # the whole run's mean, resumed or not (the Trainer's covers only the steps since the resume)
+        train_loss=whole_run_train_loss(
+            trainer.state.log_history,
+            trainer.state.global_step,
+            result.metrics.get("train_loss"),
+            start_step,
+        ),
         first_logged_loss=losses[0] if losses else None,
         last_logged_loss=losses[-1] if losses else None,
         resumed_from=resume,
