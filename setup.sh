@@ -2,8 +2,7 @@
 # Create or update the project's virtual environment and install the right stack.
 #   bash setup.sh            # venv at ./.venv (override with VENV=path)
 # deepspeed is part of the `dev` install (CI runs ZeRO-2/3 on CPU); with an NVIDIA GPU (nvidia-smi
-# works) the `gpu` extra adds flash-attn. Without a GPU, DeepSpeed's CPU communication op is built
-# here once (~2 min on 2 cores, cached under ~/.cache/torch_extensions) instead of in the first run.
+# works) the `gpu` extra adds flash-attn.
 # Idempotent: it re-installs only when pyproject.toml or this script changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -37,9 +36,8 @@ if [[ "$extras" == *gpu* ]]; then
   # flash-attn builds against the installed torch: install it without build isolation.
   "$VENV/bin/python" -m pip install -q --no-build-isolation flash-attn==2.8.3.post2 \
     || echo "[setup] flash-attn unavailable: attention falls back to sdpa"
-else
-  echo "[setup] building DeepSpeed's CPU communication op (once; ~2 min on 2 cores)"
-  DS_ACCELERATOR=cpu "$VENV/bin/python" -W ignore -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
 fi
+# Without a GPU, DeepSpeed (ZeRO-2/3 on gloo ranks) builds one CPU communication op on its first
+# launch (~2 min on 2 cores, cached in ~/.cache/torch_extensions); the ZeRO tests build it up front.
 echo "$want" > "$stamp"
 "$VENV/bin/python" -c "import torch, transformers, trl; print(f'[setup] torch {torch.__version__} (cuda={torch.cuda.is_available()}), transformers {transformers.__version__}, trl {trl.__version__}')"

@@ -21,7 +21,7 @@ LOSS_RATIO = 0.8  # last logged training loss must be below this fraction of the
 
 
 def _run(
-    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 1500
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         cmd, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
