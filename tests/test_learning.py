@@ -1,9 +1,8 @@
 """The ladder learns what is in the pixels, and only what is in the pixels.
 
 A fast variant of ``run_scripts/demo.sh``: the tiny model's "learner" preset is trained by the real SFT
-entry point (``python -m spatialladder.training.sft``, the demo's stage-2 recipe, with the cold-start
-rows in the same run so one run teaches both the answers and the thinking format) on the pixel-grounded
-tasks of :mod:`spatialladder.synthetic.learnable`, then scored by the real eval runner on held-out
+entry point (``python -m spatialladder.training.sft``, the demo's stage-2 and cold-start recipes) on the
+pixel-grounded tasks of :mod:`spatialladder.synthetic.learnable`, then scored by the real eval runner on held-out
 questions, sighted and ``--blind``. The counterpart trains the same way on the same questions with
 every image grey: it must then fail the sighted margin, which shows the margin is earned from pixels.
 One trained model per variant is shared by the assertions (module fixtures).
@@ -28,7 +27,7 @@ from spatialladder.synthetic.learnable import MODALITIES, write_learnable_benchm
 from spatialladder.tiny_model import PRESETS, build_tiny_qwen25vl
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "configs/recipes/demo/learn/stage2_spatial.yaml"
+RECIPES = REPO / "configs/recipes/demo/learn"
 SEED = int(os.environ.get("SPATIALLADDER_LEARNING_SEED", "0"))
 N_HELDOUT = 60  # per modality: chance 0.5 + 3 sd = 0.694
 
@@ -105,17 +104,20 @@ def test_blind_replaces_every_image_and_frame_by_grey_of_the_same_size() -> None
 
 
 def _train(tmp: Path, model: Path, data: dict[str, Path], name: str) -> Path:
-    out = tmp / name
-    cmd = [
-        sys.executable, "-m", "spatialladder.training.sft", "--config", str(RECIPE),
-        "--model_name_or_path", str(model), "--output_dir", str(out),
-        "--data_files", str(data["spatial"]), str(data["coldstart"]), "--media_root", str(data["media"]),
-        "--prompt_kind", "auto", "--save_strategy", "no", "--seed", str(SEED),
-    ]  # fmt: skip
+    """Stage 2 (direct answers) then cold start (thinking format), the demo's recipes and entry point."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return out
+    previous = model
+    for stage, data_file in (("stage2_spatial", data["spatial"]), ("coldstart", data["coldstart"])):
+        out = tmp / f"{name}-{stage}"
+        cmd = [
+            sys.executable, "-m", "spatialladder.training.sft", "--config", str(RECIPES / f"{stage}.yaml"),
+            "--model_name_or_path", str(previous), "--output_dir", str(out), "--data_files", str(data_file),
+            "--media_root", str(data["media"]), "--save_strategy", "no", "--seed", str(SEED),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+        assert result.returncode == 0, result.stderr[-4000:]
+        previous = out
+    return previous
 
 
 def _evaluate(model: Path, bench: Path, eval_dir: Path, name: str, *, blind: bool = False) -> dict[str, Any]:
@@ -146,7 +148,7 @@ def learning_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sighted(learning_setup: dict[str, Any]) -> dict[str, Any]:
     tmp = learning_setup["tmp"]
-    data = write_learnable_dataset(tmp / "data", seed=SEED, coldstart_per_modality=32, grounding=0)
+    data = write_learnable_dataset(tmp / "data", seed=SEED, grounding=0)
     trained = _train(tmp, learning_setup["model"], data, "trained")
     eval_dir = tmp / "eval"
     figures = {
@@ -162,7 +164,7 @@ def sighted(learning_setup: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def withheld(learning_setup: dict[str, Any]) -> dict[str, Any]:
     tmp = learning_setup["tmp"]
-    data = write_learnable_dataset(tmp / "grey", seed=SEED, coldstart_per_modality=32, grounding=0, blind_media=True)
+    data = write_learnable_dataset(tmp / "grey", seed=SEED, grounding=0, blind_media=True)
     trained = _train(tmp, learning_setup["model"], data, "trained-on-grey")
     figures = {"trained-on-grey": _evaluate(trained, learning_setup["bench"], tmp / "eval", "trained-on-grey")}
     print(f"withheld-media figures (seed {SEED}): {json.dumps(figures)}")

@@ -62,10 +62,13 @@ QUESTIONS = {
     "multi_view": "One of the views shows a red object and a blue object. Which of them is nearer to the camera?",
     "video": "Which object appears first in the video, the red object or the blue object?",
 }
+# The cold-start reasoning is a fixed sentence per task: the rung teaches the <think>/<answer> format,
+# and the answer letter still has to come from the pixels (a colour word inside the reasoning is a
+# second skill that the tiny model does not pick up within the demo's budget).
 THINK = {
-    "single_image": "The {x} object looks larger, so it is nearer.",
-    "multi_view": "The {x} object looks larger, so it is nearer.",
-    "video": "The {x} object is seen in the first frames.",
+    "single_image": "Compare the sizes.",
+    "multi_view": "Find the view, compare the sizes.",
+    "video": "Check the first frames.",
 }
 SINGLE_SIZE = (56, 112)  # W, H: 2x4 merged 28 px tokens at the demo's pixel budget
 VIEW_SIZE = (56, 56)
@@ -96,7 +99,7 @@ class LearnableSample:
 
     @property
     def think(self) -> str:
-        return THINK[self.modality].format(x=self.answer_colour)
+        return THINK[self.modality]
 
 
 def _shade(rng: random.Random, rgb: tuple[int, int, int], spread: int = 25) -> tuple[int, int, int]:
@@ -309,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-modality", type=int, default=96, help="spatial (direct-answer) rows per modality")
-    p.add_argument("--coldstart-per-modality", type=int, default=32, help="think-then-answer rows per modality")
+    p.add_argument("--coldstart-per-modality", type=int, default=96, help="think-then-answer rows per modality")
     p.add_argument("--grounding", type=int, default=48, help="grounding rows (single images)")
     p.add_argument("--benchmarks", type=Path, default=None, help="also write the held-out miniatures here")
     p.add_argument("--eval-per-modality", type=int, default=60, help="held-out questions per modality")
