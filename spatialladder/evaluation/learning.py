@@ -147,7 +147,7 @@ def render_learning_table(learning: Mapping[str, Any]) -> str:
     if grpo:
         lines += ["", f"GRPO: mean reward over the first {grpo['window']} steps {grpo['first_mean_reward']:.3f}, "
                       f"over the last {grpo['window']} steps {grpo['last_mean_reward']:.3f} ({grpo['steps']} steps; "
-                      f"non-zero grad_norm on {grpo['nonzero_grad_norm_steps']}, max {grpo['max_grad_norm']})."]  # fmt: skip
+                      f"non-zero grad_norm on {grpo['nonzero_grad_norm_steps']}, max {grpo['max_grad_norm'] or 0:.3f})."]  # fmt: skip
     checks = learning.get("checks")
     if checks:
         failed = [f"{m}: {k}" for m, row in checks.items() if isinstance(row, dict) for k, v in row.items()
