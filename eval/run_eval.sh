@@ -7,6 +7,7 @@
 #       --num-processes N --prompt-kind thinking|direct|official --num-frames 32 \
 #       --min-pixels 12544 --max-pixels 401408 --batch-size 4 --max-new-tokens 1024 \
 #       --output-dir DIR --scorer official|spatialladder [--limit N] [--skip-missing-media]
+#       [--blind]   (every image/frame grey, same size: the text-only-prior control)
 #
 # Launch: CUDA visible -> `accelerate launch --num_processes N [--multi_gpu]` (one rank per GPU);
 # CPU only with N > 1 -> `torchrun --standalone --nproc_per_node N` (accelerate's --cpu launcher

@@ -228,6 +228,12 @@ def write_report(
     """Write ``report.md`` and ``report.csv`` for the runs under ``results_dir``; returns both paths."""
     results = collect_results(results_dir, scorer=scorer)
     md, csv_text = render_report(results)
+    learning = Path(results_dir) / "learning.json"
+    if learning.is_file():  # the demo's learning figures (spatialladder.evaluation.learning) go first
+        from spatialladder.evaluation.learning import render_learning_table
+
+        title, _, rest = md.partition("\n")
+        md = f"{title}\n\n{render_learning_table(json.loads(learning.read_text(encoding='utf-8')))}{rest}"
     out = Path(output_dir) if output_dir is not None else Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     md_path, csv_path = out / "report.md", out / "report.csv"

@@ -80,6 +80,7 @@ class EvalConfig:
     frame_cache_dir: Path | None = None
     overwrite: bool = False
     attn_implementation: str = "auto"
+    blind: bool = False
     write_report: bool = True
     # Replies sampled per doc (spatialladder.analysis.entropy); > 1 adds a "samples" list to each line.
     num_samples: int = 1
@@ -111,6 +112,8 @@ class EvalConfig:
         }
         if benchmark == "VSI-Bench":
             sig["num_frames"] = self.num_frames
+        if self.blind:  # blind replies never resume into (or mix with) sighted ones
+            sig["blind"] = True
         return sig
 
 
@@ -191,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="discard earlier predictions of these runs")
     p.add_argument("--attn-implementation", default="auto",
                    help="auto = flash_attention_2 on CUDA when installed, else sdpa")
+    p.add_argument("--blind", action="store_true",
+                   help="text-only-prior control: every image and video frame is replaced by a constant grey "
+                        "image of the same size (same vision token counts); recorded in run_config.json, "
+                        "scores.json and every prediction line, so use its own --model NAME")
     p.add_argument("--no-report", action="store_true", help="do not write OUTPUT/report.{md,csv}")
     p.add_argument("--num-processes", type=int, default=None,
                    help="read by eval/run_eval.sh (the launcher); ignored here")
@@ -226,7 +233,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
         temperature=args.temperature, top_p=args.top_p, repetition_penalty=args.repetition_penalty,
         seed=args.seed, scorer=args.scorer, limit=args.limit, skip_missing_media=args.skip_missing_media,
         frame_cache_dir=cache, overwrite=args.overwrite, attn_implementation=args.attn_implementation,
-        write_report=not args.no_report,
+        blind=args.blind, write_report=not args.no_report,
     )  # fmt: skip
 
 
@@ -404,6 +411,7 @@ def finalize_benchmark(
         "skipped_doc_ids": skipped_ids,
         "prompt_kind": cfg.prompt_kind,
         "generation": cfg.generation_params(),
+        "blind": cfg.blind,
         "num_frames": cfg.num_frames if benchmark == "VSI-Bench" else None,
         "min_pixels": cfg.min_pixels,
         "max_pixels": cfg.max_pixels,
@@ -459,6 +467,21 @@ def _generation_config(model: Any, cfg: EvalConfig) -> Any:
     return GenerationConfig(**kwargs)
 
 
+BLIND_GREY = (128, 128, 128)
+
+
+def blind_image(image: Any) -> Any:
+    """A constant grey RGB image of ``image``'s size (a PIL image or a path): the --blind control."""
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        with Image.open(image) as img:
+            size = img.size
+    else:
+        size = image.size
+    return Image.new("RGB", size, BLIND_GREY)
+
+
 def generate_batch(
     model: Any, processor: Any, batch_messages: Sequence[list[dict[str, Any]]], gen_config: Any, cfg: EvalConfig
 ) -> list[str]:
@@ -470,10 +493,11 @@ def generate_batch(
         texts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
         for message in messages:
             for part in message["content"] if isinstance(message["content"], list) else []:
+                # Every benchmark's media pass here, so --blind is applied once, for all of them.
                 if part.get("type") == "image":
-                    images.append(part["image"])
+                    images.append(blind_image(part["image"]) if cfg.blind else part["image"])
                 elif part.get("type") == "video":
-                    videos.append(part["video"])
+                    videos.append([blind_image(f) for f in part["video"]] if cfg.blind else part["video"])
                     metas.append(part.get("video_metadata"))
     size = {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}
     kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt",
@@ -562,6 +586,7 @@ def _run_shard(
                     "generation": gen_params,
                     "num_frames": cfg.num_frames if bench.NAME == "VSI-Bench" else None,
                     "max_pixels": cfg.max_pixels,
+                    "blind": cfg.blind,
                     "rank": dist.rank,
                     "seconds": round(elapsed, 3),
                 }
