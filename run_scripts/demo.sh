@@ -17,7 +17,7 @@ t0=$SECONDS
 
 echo "== 1/4 tiny model and learnable synthetic tasks in $WORK_DIR"
 "$PYTHON" -m spatialladder.tiny_model "$WORK_DIR/tiny-qwen25vl" --preset learner
-"$PYTHON" -m spatialladder.synthetic.learnable "$WORK_DIR/learnable" --seed 0 \
+"$PYTHON" -m spatialladder.synthetic.learnable "$WORK_DIR/learnable" --seed 0 --coldstart-per-modality 192 \
   --benchmarks "$WORK_DIR/learnable-heldout"
 "$PYTHON" -m spatialladder.data.validate "$WORK_DIR"/learnable/spld_*_data.jsonl \
   --media-root "$WORK_DIR/learnable/images" --no-progress
