@@ -139,7 +139,7 @@ def _evaluate(model: Path, bench: Path, eval_dir: Path, name: str, *, blind: boo
 # 0.633 < 0.694 after the cold start) and the trained fixture takes ~10 min on a loaded 2-core
 # machine. These tests stay here, skipped, until the learning demo meets its margins in CPU-minutes.
 ISSUE_9_OPEN = pytest.mark.skip(
-    reason="issue 9 open: learning margins not yet reliable across seeds; see README 'What the demo shows'"
+    reason="issue 9 open: learning margins not yet reliable across seeds; see README 'The learning demo (work in progress, issue 9)'"
 )
 
 
