@@ -31,5 +31,4 @@ cat "$WORK_DIR/eval/report.md"
 
 echo "== 5/5 along the ladder: semantic entropy and visual-attention share per stage"
 "$PYTHON" -m spatialladder.analysis ladder "$WORK_DIR" --max-new-tokens 48 --min-pixels 3136 --max-pixels 12544 \
-  --num-frames 4
-cat "$WORK_DIR/analysis/ladder/ladder.md"
+  --num-frames 4  # prints the table; WORK_DIR/analysis/ladder/ladder.{md,json,png}
