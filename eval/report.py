@@ -3,7 +3,8 @@
 
     python eval/report.py --results-dir OUT [--output-dir DIR] [--scorer official|spatialladder]
 
-``--scorer`` re-scores runs that were scored with the other scorer from their predictions.jsonl.
+``--scorer`` re-scores runs that were scored with the other scorer from their predictions.jsonl. A
+``learning.json`` in the results dir (the learning demo) puts its table first.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.report import write_report  # noqa: E402
-from spatialladder.evaluation.scoring import SCORERS  # noqa: E402
+from spatialladder.evaluation.benchmarks import SCORERS
+from spatialladder.evaluation.learning import learning_preface
+from spatialladder.evaluation.report import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
         parser.error(f"{args.results_dir} is not a directory")
-    md, csv = write_report(args.results_dir, args.output_dir, scorer=args.scorer)
+    md, csv = write_report(args.results_dir, args.output_dir, scorer=args.scorer,
+                           preface=learning_preface(args.results_dir))  # fmt: skip
     print(md)
     print(csv)
     return 0

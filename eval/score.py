@@ -4,8 +4,9 @@
     python eval/score.py --benchmark NAME --predictions FILE.jsonl \
         [--scorer official|spatialladder] [--per-sample OUT.jsonl]
 
-Each input line is one JSON object: the benchmark's own fields (see
-``spatialladder.evaluation.scoring.REQUIRED_FIELDS``) plus ``prediction``, the model's raw reply.
+Each input line is one JSON object: the benchmark's own fields (its ``REQUIRED_FIELDS``, see
+``spatialladder/evaluation/benchmarks/``) plus ``prediction``, the model's raw reply. ``NAME`` is any
+registered benchmark.
 Prints ONE JSON object to stdout: ``benchmark``, ``scorer``, ``n``, ``overall``, every per-type and
 per-group score in percent as flat keys, and the same nested under ``per_type`` / ``groups``.
 ``--per-sample`` writes every input record back with an added ``score`` in [0, 1].
@@ -22,17 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.scoring import (  # noqa: E402
-    BENCHMARKS,
-    SCORERS,
-    ScoringInputError,
-    aggregate,
-    score_sample,
-)
+from spatialladder.evaluation.benchmarks import BENCHMARKS, SCORERS, Benchmark, ScoringInputError
 
 EXIT_BAD_INPUT = 2
 
@@ -43,7 +34,7 @@ class _BadInput(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    parser.add_argument("--benchmark", required=True, choices=list(BENCHMARKS))  # registered when called
     parser.add_argument(
         "--predictions", required=True, type=Path, help="JSONL: benchmark fields + prediction"
     )
@@ -54,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _score_file(path: Path, benchmark: str, scorer: str) -> list[dict[str, Any]]:
+def _score_file(path: Path, benchmark: Benchmark, scorer: str) -> list[dict[str, Any]]:
     try:
         handle = path.open(encoding="utf-8")
     except OSError as err:
@@ -77,7 +68,7 @@ def _score_file(path: Path, benchmark: str, scorer: str) -> list[dict[str, Any]]
                 if "prediction" not in record:
                     raise _BadInput(f"{path}:{lineno}: prediction: missing field")
                 try:
-                    score = score_sample(benchmark, record, record["prediction"], scorer=scorer)
+                    score = benchmark.score(record, record["prediction"], scorer=scorer)
                 except ScoringInputError as err:
                     raise _BadInput(f"{path}:{lineno}: {err}") from None
                 scored.append({**record, "score": score})
@@ -103,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        scored = _score_file(args.predictions, args.benchmark, args.scorer)
+        benchmark = BENCHMARKS[args.benchmark]
+        scored = _score_file(args.predictions, benchmark, args.scorer)
         try:
-            summary = aggregate(args.benchmark, scored, scorer=args.scorer)
+            summary = benchmark.aggregate(scored, scorer=args.scorer)
         except ScoringInputError as err:  # cannot happen after score_sample validated every record
             raise _BadInput(f"{args.predictions}:0: {err}") from None
     except _BadInput as err:

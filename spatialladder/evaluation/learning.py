@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from spatialladder.answers import is_think_answer_format
+from spatialladder.evaluation.report import write_report
 from spatialladder.synthetic.learnable import LEARNABLE_BENCHMARKS, MODALITIES
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "binomial_sd",
     "grpo_reward_trend",
     "learning_checks",
+    "learning_preface",
     "modality_figures",
     "plot_training",
     "render_learning_table",
@@ -157,6 +159,14 @@ def render_learning_table(learning: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def learning_preface(results_dir: str | Path) -> str:
+    """The learning table of ``results_dir/learning.json`` for the top of report.md ("" without one)."""
+    path = Path(results_dir) / "learning.json"
+    if not path.is_file():
+        return ""
+    return render_learning_table(json.loads(path.read_text(encoding="utf-8")))
+
+
 def plot_training(work_dir: str | Path, out_path: str | Path) -> Path:
     """Loss per SFT stage (one panel) and GRPO reward, format reward and KL per step (one each)."""
     import matplotlib
@@ -208,9 +218,7 @@ def write_learning(work_dir: str | Path, models: Sequence[str], *, report: bool 
     }
     (eval_dir / "learning.json").write_text(json.dumps(learning, indent=2) + "\n", encoding="utf-8")
     if report:
-        from spatialladder.evaluation.report import write_report
-
-        write_report(eval_dir)
+        write_report(eval_dir, preface=learning_preface(eval_dir))
         plot_training(work, work / "plots" / "training.png")
     return learning
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spatialladder.evaluation.scoring import BENCHMARKS, QUESTION_TYPES, SCORERS
+from spatialladder.evaluation.benchmarks import BENCHMARKS
+from spatialladder.evaluation.results import collect_results
 
-__all__ = ["MAIN_COLUMNS", "PAPER_ROWS", "collect_results", "main_row", "render_report", "write_report"]
+__all__ = ["MAIN_COLUMNS", "PAPER_ROWS", "main_row", "render_report", "write_report"]
 
 DASH = "–"
 IN_DOMAIN = ("VSI-Bench", "SPBench-SI", "SPBench-MV")
@@ -65,38 +65,6 @@ PAPER_ROWS: dict[str, dict[str, float]] = {
         72.4, 74.9, 73.7, 25.8, 33.2, 42.6, 34.4, 39.6, 48.5, 44.2, 50.8,
     ]),
 }  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------------------
-# Collecting
-# ------------------------------------------------------------------------------------------------
-def _rescore(bench_dir: Path, benchmark: str, scorer: str, old: Mapping[str, Any]) -> dict[str, Any]:
-    from spatialladder.evaluation.runner import read_jsonl_tolerant, score_records
-
-    records, _ = read_jsonl_tolerant(bench_dir / "predictions.jsonl")
-    summary, _ = score_records(benchmark, records, scorer)
-    keep = {k: v for k, v in old.items() if k not in summary}
-    return {**keep, **summary}
-
-
-def collect_results(results_dir: str | Path, scorer: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """{model: {benchmark: scores}} for every ``<model>/<benchmark>/scores.json`` under ``results_dir``.
-
-    ``scorer`` (optional) re-scores runs that were scored with the other scorer."""
-    if scorer is not None and scorer not in SCORERS:
-        raise ValueError(f"unknown scorer {scorer!r}; expected one of {SCORERS}")
-    root = Path(results_dir)
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for benchmark in BENCHMARKS:
-            path = model_dir / benchmark / "scores.json"
-            if not path.is_file():
-                continue
-            scores = json.loads(path.read_text(encoding="utf-8"))
-            if scorer is not None and scores.get("scorer") != scorer:
-                scores = _rescore(path.parent, benchmark, scorer, scores)
-            out.setdefault(model_dir.name, {})[benchmark] = scores
-    return out
 
 
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
@@ -197,7 +165,7 @@ def render_report(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tup
             for t in results[m][bench].get("per_type", {}):
                 if t not in types:
                     types.append(t)
-        order = list(QUESTION_TYPES.get(bench, ())) + ["object_rel_direction", "ADE20K", "COCO", "Omni3D"]
+        order = list(BENCHMARKS[bench].report_types)
         types.sort(key=lambda t: order.index(t) if t in order else len(order))
         rows = [[t, *[_fmt(results[m][bench].get("per_type", {}).get(t)) for m in present]] for t in types]
         groups: list[str] = []
@@ -223,17 +191,20 @@ def render_report(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tup
 
 
 def write_report(
-    results_dir: str | Path, output_dir: str | Path | None = None, scorer: str | None = None
+    results_dir: str | Path,
+    output_dir: str | Path | None = None,
+    scorer: str | None = None,
+    preface: str = "",
 ) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.csv`` for the runs under ``results_dir``; returns both paths."""
+    """Write ``report.md`` and ``report.csv`` for the runs under ``results_dir``; returns both paths.
+
+    ``preface`` (markdown) goes right under the title: the demo's learning table
+    (:func:`spatialladder.evaluation.learning.learning_preface`; the report never imports the demo)."""
     results = collect_results(results_dir, scorer=scorer)
     md, csv_text = render_report(results)
-    learning = Path(results_dir) / "learning.json"
-    if learning.is_file():  # the demo's learning figures (spatialladder.evaluation.learning) go first
-        from spatialladder.evaluation.learning import render_learning_table
-
+    if preface:
         title, _, rest = md.partition("\n")
-        md = f"{title}\n\n{render_learning_table(json.loads(learning.read_text(encoding='utf-8')))}{rest}"
+        md = f"{title}\n\n{preface}{rest}"
     out = Path(output_dir) if output_dir is not None else Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     md_path, csv_path = out / "report.md", out / "report.csv"

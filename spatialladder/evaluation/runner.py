@@ -35,9 +35,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spatialladder.evaluation.benchmarks import BENCHMARKS, PROMPT_KINDS, get_benchmark, resolve_benchmarks
+from spatialladder.evaluation.benchmarks import (
+    BENCHMARKS,
+    PROMPT_KINDS,
+    SCORERS,
+    get_benchmark,
+    resolve_benchmarks,
+)
 from spatialladder.evaluation.benchmarks.base import natural_key
-from spatialladder.evaluation.scoring import SCORERS, TYPE_FIELD, aggregate, score_sample
+from spatialladder.evaluation.report import write_report
+from spatialladder.evaluation.results import (
+    done_doc_ids,
+    merge_rank_files,
+    read_jsonl_tolerant,
+    score_records,
+)
 from spatialladder.positions import POSITION_CONVENTION, install_original_positions, resume_hint
 
 __all__ = [
@@ -52,7 +64,6 @@ __all__ = [
 
 EXIT_MISSING_MEDIA = 2
 EXIT_BAD_CONFIG = 3
-PRED_GLOB = "predictions.rank*.jsonl"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -110,11 +121,16 @@ class EvalConfig:
             "generation": self.generation_params(),
             "position_convention": POSITION_CONVENTION,
         }
-        if benchmark == "VSI-Bench":
+        if _uses_frames(benchmark):
             sig["num_frames"] = self.num_frames
         if self.blind:  # blind replies never resume into (or mix with) sighted ones
             sig["blind"] = True
         return sig
+
+
+def _uses_frames(benchmark: str) -> bool:
+    """``num_frames`` is a setting of a benchmark with videos (analysis question files are unregistered)."""
+    return benchmark in BENCHMARKS and BENCHMARKS[benchmark].VIDEO
 
 
 def model_name_from_path(path: str) -> str:
@@ -300,25 +316,6 @@ def _atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     _atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def read_jsonl_tolerant(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Complete JSON lines of ``path`` and whether a truncated last line (no newline: the process was
-    killed mid-write) was ignored. A malformed line that IS newline-terminated is real corruption and
-    raises, naming the file and line."""
-    data = path.read_bytes()
-    cut = data.rfind(b"\n") + 1  # 0 when there is no newline at all
-    complete, tail = data[:cut], data[cut:]
-    truncated = bool(tail.strip())
-    records = []
-    for lineno, raw in enumerate(complete.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError as err:
-            raise RuntimeError(f"{path}:{lineno}: corrupt prediction line ({err.msg})") from None
-    return records, truncated
-
-
 def _repair_tail(path: Path) -> None:
     """Cut a truncated last line so the next append starts on a fresh line."""
     if not path.exists():
@@ -331,27 +328,6 @@ def _repair_tail(path: Path) -> None:
             f.truncate()
             f.flush()
             os.fsync(f.fileno())
-
-
-def done_doc_ids(bench_dir: Path) -> set[str]:
-    """doc_ids already predicted by ANY rank file (the world size may differ between runs)."""
-    done: set[str] = set()
-    for path in sorted(bench_dir.glob(PRED_GLOB)):
-        records, _ = read_jsonl_tolerant(path)
-        done.update(str(r["doc_id"]) for r in records)
-    return done
-
-
-def merge_rank_files(bench_dir: Path, expected_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """One record per expected doc_id (first occurrence wins), sorted by doc_id; raises if any is missing."""
-    by_id: dict[str, dict[str, Any]] = {}
-    for path in sorted(bench_dir.glob(PRED_GLOB)):
-        for record in read_jsonl_tolerant(path)[0]:
-            by_id.setdefault(str(record["doc_id"]), record)
-    missing = [d for d in expected_ids if d not in by_id]
-    if missing:
-        raise RuntimeError(f"{bench_dir}: {len(missing)} doc(s) have no prediction: {missing[:20]}")
-    return [by_id[d] for d in sorted(expected_ids, key=natural_key)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -370,22 +346,6 @@ def find_missing_media(docs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
             if not ok:
                 missing.append((str(doc["doc_id"]), item.describe()))
     return missing
-
-
-# ------------------------------------------------------------------------------------------------
-# Scoring
-# ------------------------------------------------------------------------------------------------
-def score_records(
-    benchmark: str, records: Sequence[dict[str, Any]], scorer: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(aggregate summary in percent, per-sample rows ``{doc_id, <type field>, score}``)."""
-    type_field = TYPE_FIELD[benchmark]
-    scored, per_sample = [], []
-    for rec in records:
-        s = score_sample(benchmark, rec, rec["prediction"], scorer=scorer)
-        scored.append({**rec, "score": s})
-        per_sample.append({"doc_id": rec["doc_id"], type_field: rec[type_field], "score": s})
-    return aggregate(benchmark, scored, scorer=scorer), per_sample
 
 
 def finalize_benchmark(
@@ -412,7 +372,7 @@ def finalize_benchmark(
         "prompt_kind": cfg.prompt_kind,
         "generation": cfg.generation_params(),
         "blind": cfg.blind,
-        "num_frames": cfg.num_frames if benchmark == "VSI-Bench" else None,
+        "num_frames": cfg.num_frames if _uses_frames(benchmark) else None,
         "min_pixels": cfg.min_pixels,
         "max_pixels": cfg.max_pixels,
         "limit": cfg.limit,
@@ -584,7 +544,7 @@ def _run_shard(
                     "prompt_kind": cfg.prompt_kind,
                     "prompt": bench.prompt_text(doc, cfg.prompt_kind),
                     "generation": gen_params,
-                    "num_frames": cfg.num_frames if bench.NAME == "VSI-Bench" else None,
+                    "num_frames": cfg.num_frames if _uses_frames(bench.NAME) else None,
                     "max_pixels": cfg.max_pixels,
                     "blind": cfg.blind,
                     "rank": dist.rank,
@@ -686,8 +646,6 @@ def run(cfg: EvalConfig, dist: Dist | None = None) -> dict[str, dict[str, dict[s
     _atomic_write_text(cfg.output_dir / f"media_cache_stats.rank{dist.rank}.json", json.dumps(stats, indent=2) + "\n")
     if dist.is_main:
         if cfg.write_report:
-            from spatialladder.evaluation.report import write_report
-
             md, csv = write_report(cfg.output_dir)
             _log(dist, f"report: {md} and {csv}")
     dist.barrier()

@@ -1,72 +1,95 @@
-"""Registry of the six evaluation benchmarks (lmms-eval style: a small surface per benchmark).
+"""The benchmark registry: one :class:`~spatialladder.evaluation.benchmarks.base.Benchmark` instance per
+evaluation benchmark (lmms-eval style: each benchmark's module loads, prompts and scores it).
 
-Each entry (a module, or for the two SPBench splits an object) provides:
-
-* ``NAME``, ``FOLDER_NAMES`` (folder(s) under a shared ``--data-root``), ``TYPE_FIELD``;
-* ``load_docs(data_root, *, limit=None, seed=0) -> list[dict]``: rows with their real column names,
-  a stable ``doc_id`` and ``_media`` (what must exist on disk or be embedded);
-* ``prompt_text(doc, prompt_kind) -> str`` for ``thinking`` / ``direct`` (spatialladder.prompts) and
-  ``official`` (the benchmark's own prompt);
-* ``build_request(doc, *, prompt_kind, num_frames, media) -> messages`` (chat messages with decoded
-  visuals);
-* ``record(doc) -> dict``: the benchmark's own fields plus ``doc_id`` for the prediction file.
-
-Scoring is not here: :mod:`spatialladder.evaluation.scoring` scores records by benchmark name.
+Adding a benchmark: write ``benchmarks/<name>.py`` with a ``Benchmark`` subclass (the surface is in the
+base class docstring) and add one line to ``_REGISTERED`` below. The order of ``_REGISTERED`` is the
+paper's order, used by ``--benchmarks all`` and the report.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from spatialladder.evaluation.benchmarks import cvbench, sparbench, viewspatial, vsibench
-from spatialladder.evaluation.benchmarks.base import PROMPT_KINDS, BenchmarkDataError, MediaItem
-from spatialladder.evaluation.benchmarks.spbench import SPBenchMV, SPBenchSI
-from spatialladder.evaluation.scoring import BENCHMARKS as SCORED_BENCHMARKS
+from spatialladder.evaluation.benchmarks import cvbench, sparbench, spbench, viewspatial, vsibench
+from spatialladder.evaluation.benchmarks.base import (
+    PROMPT_KINDS,
+    SCORERS,
+    Benchmark,
+    BenchmarkDataError,
+    MediaItem,
+)
+from spatialladder.evaluation.benchmarks.scoring_rules import ScoringInputError
 
 __all__ = [
     "BENCHMARKS",
-    "IN_DOMAIN",
-    "OUT_OF_DOMAIN",
     "PROMPT_KINDS",
+    "SCORERS",
+    "Benchmark",
     "BenchmarkDataError",
     "MediaItem",
+    "ScoringInputError",
     "get_benchmark",
+    "register",
     "resolve_benchmarks",
 ]
 
-BENCHMARKS: dict[str, Any] = {
-    "VSI-Bench": vsibench,
-    "SPBench-SI": SPBenchSI,
-    "SPBench-MV": SPBenchMV,
-    "CV-Bench": cvbench,
-    "SPAR-Bench": sparbench,
-    "ViewSpatial-Bench": viewspatial,
-}
-IN_DOMAIN: tuple[str, ...] = ("VSI-Bench", "SPBench-SI", "SPBench-MV")
-OUT_OF_DOMAIN: tuple[str, ...] = ("CV-Bench", "SPAR-Bench", "ViewSpatial-Bench")
-assert tuple(BENCHMARKS) == SCORED_BENCHMARKS, "registry and scoring.BENCHMARKS must list the same benchmarks"
+BENCHMARKS: dict[str, Benchmark] = {}
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-_ALIASES = {_norm(n): n for n in BENCHMARKS}
-_ALIASES.update({"vsi": "VSI-Bench", "spbsi": "SPBench-SI", "spbmv": "SPBench-MV", "cv": "CV-Bench",
-                 "spar": "SPAR-Bench", "viewspatial": "ViewSpatial-Bench"})  # fmt: skip
+def _keys(benchmark: Benchmark) -> set[str]:
+    return {_norm(benchmark.NAME), *(_norm(a) for a in benchmark.ALIASES)}
 
 
-def get_benchmark(name: str) -> Any:
-    """The benchmark entry for a name (case and punctuation are ignored: ``vsibench`` works)."""
-    key = _ALIASES.get(_norm(name))
-    if key is None:
-        raise KeyError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)} or 'all'")
-    return BENCHMARKS[key]
+def register(benchmark: Benchmark) -> Benchmark:
+    """Add ``benchmark`` to :data:`BENCHMARKS` (after the ones already there); returns it.
+
+    Refuses a non-:class:`Benchmark`, a declaration missing a required attribute, and a name or alias
+    that another registered benchmark already answers to.
+    """
+    if not isinstance(benchmark, Benchmark):
+        raise TypeError(f"register() takes a Benchmark instance, got {type(benchmark).__name__}")
+    cls = type(benchmark).__name__
+    for attr in ("NAME", "QUESTION_TYPES", "REQUIRED_FIELDS"):
+        if not hasattr(benchmark, attr):
+            raise TypeError(f"{cls} does not declare {attr} (see the Benchmark docstring)")
+    unknown = set(benchmark.NUMERIC_TYPES) - set(benchmark.QUESTION_TYPES)
+    if unknown:
+        raise ValueError(f"{cls}: NUMERIC_TYPES {sorted(unknown)} are not among its QUESTION_TYPES")
+    for other in BENCHMARKS.values():
+        clash = _keys(benchmark) & _keys(other)
+        if clash:
+            raise ValueError(f"{cls} ({benchmark.NAME}): name/alias {sorted(clash)} is taken by {other.NAME}")
+    BENCHMARKS[benchmark.NAME] = benchmark
+    return benchmark
+
+
+_REGISTERED: tuple[Benchmark, ...] = (
+    vsibench.VSIBench(),
+    spbench.SPBenchSI(),
+    spbench.SPBenchMV(),
+    cvbench.CVBench(),
+    sparbench.SPARBench(),
+    viewspatial.ViewSpatialBench(),
+)
+for _benchmark in _REGISTERED:
+    register(_benchmark)
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The registered benchmark for a name or alias (case and punctuation are ignored: ``vsibench``)."""
+    key = _norm(name)
+    for benchmark in BENCHMARKS.values():
+        if key in _keys(benchmark):
+            return benchmark
+    raise KeyError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)} or 'all'")
 
 
 def resolve_benchmarks(spec: str | list[str]) -> list[str]:
-    """``"all"`` or names separated by spaces/commas -> canonical names, in the paper's order."""
+    """``"all"`` or names separated by spaces/commas -> canonical names, in registry order."""
     parts = spec if isinstance(spec, list) else [spec]
     names = [p for part in parts for p in re.split(r"[\s,]+", part.strip()) if p]
     if not names or any(n.lower() == "all" for n in names):

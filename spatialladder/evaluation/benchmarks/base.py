@@ -1,8 +1,11 @@
-"""Shared plumbing of the benchmark modules: reading files, doc ids, subsets, media, prompts, records.
+"""The :class:`Benchmark` base class, and the plumbing benchmark modules share: files, doc ids, subsets,
+media, prompts, records.
 
 A *doc* is one benchmark row as a plain dict: the dataset's own fields under their real column names,
 plus ``doc_id`` (stable string id), ``benchmark`` and ``_media`` (a list of :class:`MediaItem`).
-Keys starting with ``_`` are internal and never written to prediction files.
+Keys starting with ``_`` are internal and never written to prediction files. A *record* is what a
+prediction file holds for a doc (:meth:`Benchmark.record`): the doc's own fields plus ``doc_id``; the
+scorer reads records, never docs, so a predictions file can be re-scored without the dataset.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from spatialladder.evaluation.benchmarks.scoring_rules import (
+    ScoringInputError,
+    field,
+    mean,
+    official_answer_text,
+    spatialladder_answer_text,
+)
 from spatialladder.prompts import (
     DIRECT_MCQ_INSTRUCTION,
     DIRECT_NUMERIC_INSTRUCTION,
@@ -29,6 +39,10 @@ if TYPE_CHECKING:  # media.py pulls in PyAV / PIL; keep `import benchmarks` ligh
 
 PROMPT_KINDS: tuple[str, ...] = ("thinking", "direct", "official")
 EvalPromptKind = Literal["thinking", "direct", "official"]
+# `official` (default): benchmarks.md policy 1, then each benchmark's own extraction, metric and
+# aggregation with its quirks. `spatialladder`: the SpatialLadder release's `eval_spld` scoring (policy 5),
+# to compare with the paper's table; never the default.
+SCORERS: tuple[str, ...] = ("official", "spatialladder")
 
 
 class BenchmarkDataError(ValueError):
@@ -52,6 +66,196 @@ class MediaItem:
         if self.path is not None:
             return str(self.path)
         return "<embedded image bytes>" if self.data else "<embedded image missing>"
+
+
+def check_scorer(scorer: str) -> None:
+    if scorer not in SCORERS:
+        raise ScoringInputError("scorer", f"unknown scorer {scorer!r}; expected one of {list(SCORERS)}")
+
+
+class Benchmark:
+    """One evaluation benchmark: its files, its prompts and its scoring, in one class (lmms-eval's task).
+
+    Adding a benchmark is one module under ``spatialladder/evaluation/benchmarks/`` holding a subclass,
+    plus one line in the registry (``benchmarks/__init__.py``). The registry holds one instance per
+    benchmark; the runner, ``eval/score.py`` and the report reach every benchmark through this surface.
+
+    Declare (class attributes):
+
+    * ``NAME``: canonical name: output folder, ``--benchmark`` value, key of the registry.
+    * ``FOLDER_NAMES``: folders under a shared ``--data-root`` that may hold its files.
+    * ``ALIASES``: extra short names for ``--benchmarks`` (case and punctuation are ignored anyway).
+    * ``QUESTION_TYPES``: the question types, in report order.
+    * ``NUMERIC_TYPES``: the question types scored by MRA (a number); the others are multiple choice.
+    * ``REQUIRED_FIELDS``: record fields scoring reads; checked present (not null) before anything else.
+    * ``TYPE_FIELD``: record field whose value buckets the aggregate (``per_type``); ``question_type``.
+    * ``TYPE_VALUES``: the values ``TYPE_FIELD`` may take when they are not ``QUESTION_TYPES``.
+    * ``OTHER_TYPES``: more names reports and :meth:`is_numeric_type` know (a combined task, 2D/3D).
+    * ``VIDEO``: docs hold a video sampled to ``num_frames`` frames (then ``num_frames`` is a setting
+      of the run).
+    * ``RECORD_DROP``: doc fields kept out of prediction files (embedded image bytes).
+
+    Write (methods):
+
+    * ``load_docs(data_root, *, limit=None, seed=0) -> list[dict]``: rows with their real column
+      names plus ``doc_id`` (:func:`assign_doc_ids`), ``benchmark`` and ``_media`` (:class:`MediaItem`
+      list), then :func:`seeded_subset`. Missing/odd files raise :class:`BenchmarkDataError`.
+    * ``prompt_text(doc, prompt_kind) -> str``: ``thinking`` / ``direct`` via :func:`shared_prompt`,
+      ``official`` = the benchmark's own prompt; call :func:`check_prompt_kind` first.
+    * ``target(record)``: the validated ground truth the scorers compare against (any object); raises
+      :class:`ScoringInputError` naming the field. It runs before the reply is read, so bad data
+      fails even when the reply is unparsable.
+    * ``score_official(text, target) -> float`` in [0, 1]: ``text`` is the reply after policy 1 (the
+      last ``<answer>`` content, or the raw reply without tags; an unclosed tag already scored 0).
+
+    Override when needed:
+
+    * ``score_spatialladder(text, target)``: the release's rule on its own tag extraction (default:
+      the official rule).
+    * ``summarize(buckets, scorer) -> (per_type, groups, overall)`` from ``{type value: [scores]}``, as
+      fractions: default per-type means in ``TYPE_VALUES`` order, no groups, overall = sample mean.
+    * ``canonical_type(value)``: a spelling fix applied before a type is looked up.
+    * ``build_request`` / ``record``: the defaults send ``doc["_media"]`` then the prompt, and write the
+      doc's fields minus ``RECORD_DROP``.
+
+    Provided, not overridden: :meth:`question_type`, :meth:`is_numeric_type`, :meth:`score`,
+    :meth:`aggregate` -- the one place that picks the scorer and validates records.
+    """
+
+    NAME: ClassVar[str]
+    FOLDER_NAMES: ClassVar[tuple[str, ...]] = ()
+    ALIASES: ClassVar[tuple[str, ...]] = ()
+    QUESTION_TYPES: ClassVar[tuple[str, ...]]
+    NUMERIC_TYPES: ClassVar[frozenset[str]] = frozenset()
+    REQUIRED_FIELDS: ClassVar[tuple[str, ...]]
+    TYPE_FIELD: ClassVar[str] = "question_type"
+    TYPE_VALUES: ClassVar[tuple[str, ...] | None] = None
+    OTHER_TYPES: ClassVar[tuple[str, ...]] = ()
+    VIDEO: ClassVar[bool] = False
+    RECORD_DROP: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        return f"<benchmark {self.NAME}>"
+
+    # -- to write ---------------------------------------------------------------------------------
+    def load_docs(self, data_root: str | Path, *, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def prompt_text(self, doc: Mapping[str, Any], prompt_kind: str) -> str:
+        raise NotImplementedError
+
+    def target(self, record: Mapping[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def score_official(self, text: str, target: Any) -> float:
+        raise NotImplementedError
+
+    # -- defaults ---------------------------------------------------------------------------------
+    def score_spatialladder(self, text: str, target: Any) -> float:
+        return self.score_official(text, target)
+
+    def summarize(
+        self, buckets: Mapping[str, Sequence[float]], scorer: str
+    ) -> tuple[dict[str, float], dict[str, float], float]:
+        per_type = self.type_means(buckets)
+        return per_type, {}, mean([s for scores in buckets.values() for s in scores])
+
+    def canonical_type(self, value: str) -> str:
+        return value
+
+    def build_request(
+        self, doc: Mapping[str, Any], *, prompt_kind: str, num_frames: int, media: FrameCache
+    ) -> list[dict[str, Any]]:
+        """Chat messages: the doc's media (a video as ``num_frames`` uniform frames), then the prompt."""
+        return make_messages(self.prompt_text(doc, prompt_kind), doc["_media"], media=media, num_frames=num_frames)
+
+    def record(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        return record_of(doc, drop=self.RECORD_DROP)
+
+    # -- provided ---------------------------------------------------------------------------------
+    @property
+    def type_values(self) -> tuple[str, ...]:
+        return self.TYPE_VALUES if self.TYPE_VALUES is not None else self.QUESTION_TYPES
+
+    @property
+    def report_types(self) -> tuple[str, ...]:
+        """Every type name this benchmark reports, in order (per-type table rows)."""
+        return tuple(dict.fromkeys((*self.QUESTION_TYPES, *self.type_values, *self.OTHER_TYPES)))
+
+    def type_means(self, buckets: Mapping[str, Sequence[float]]) -> dict[str, float]:
+        """Mean score per type value present, in ``TYPE_VALUES`` order."""
+        return {t: mean(buckets[t]) for t in self.type_values if t in buckets}
+
+    def question_type(self, record: Mapping[str, Any]) -> str:
+        """The validated ``TYPE_FIELD`` value of ``record`` (its aggregate bucket)."""
+        name = self.TYPE_FIELD
+        value = field(record, name)
+        if not isinstance(value, str):
+            raise ScoringInputError(name, f"expected a string, got {type(value).__name__}")
+        value = self.canonical_type(value)
+        if value not in self.type_values:
+            raise ScoringInputError(
+                name, f"unknown {name} {value!r} for {self.NAME}; expected one of {list(self.type_values)}"
+            )
+        return value
+
+    def is_numeric_type(self, qtype: str) -> bool:
+        """True when ``qtype`` is scored by MRA (a numeric answer), False for accuracy. Any name of
+        :attr:`report_types` is accepted; another raises :class:`ScoringInputError`."""
+        qtype = self.canonical_type(qtype)
+        if qtype not in self.report_types:
+            raise ScoringInputError("question_type", f"unknown question type {qtype!r} for {self.NAME}")
+        return qtype in self.NUMERIC_TYPES
+
+    def score(self, record: Mapping[str, Any], prediction: str, scorer: str = "official") -> float:
+        """Score one raw model reply against one record; a float in [0, 1].
+
+        Raises :class:`ScoringInputError` (a ValueError) naming the field for a missing / malformed
+        field, an unknown question type, a non-string prediction or an unknown scorer.
+        """
+        check_scorer(scorer)
+        if not isinstance(record, Mapping):
+            raise ScoringInputError("record", f"expected a mapping, got {type(record).__name__}")
+        if not isinstance(prediction, str):
+            raise ScoringInputError("prediction", f"expected a string, got {type(prediction).__name__}")
+        for name in self.REQUIRED_FIELDS:
+            field(record, name)
+        target = self.target(record)
+        if scorer == "official":
+            text = official_answer_text(prediction)
+            return 0.0 if text is None else self.score_official(text, target)
+        return self.score_spatialladder(spatialladder_answer_text(prediction), target)
+
+    def aggregate(self, records: Sequence[Mapping[str, Any]], scorer: str = "official") -> dict[str, Any]:
+        """Aggregate scored records (each with ``score`` in [0, 1] plus ``TYPE_FIELD``).
+
+        Returns ``{"benchmark", "scorer", "n", "overall", "per_type", "groups"}`` with scores in
+        percent. Types absent from ``records`` are skipped, never counted as 0; a group with no type
+        present is left out. ``overall`` is None only when ``records`` is empty.
+        """
+        check_scorer(scorer)
+        buckets: dict[str, list[float]] = {}
+        for record in records:
+            if not isinstance(record, Mapping):
+                raise ScoringInputError("record", f"expected a mapping, got {type(record).__name__}")
+            buckets.setdefault(self.question_type(record), []).append(_record_score(record))
+        n = sum(len(v) for v in buckets.values())
+        result: dict[str, Any] = {"benchmark": self.NAME, "scorer": scorer, "n": n, "overall": None,
+                                  "per_type": {}, "groups": {}}  # fmt: skip
+        if n == 0:
+            return result
+        per_type, groups, overall = self.summarize(buckets, scorer)
+        result["overall"] = overall * 100.0
+        result["per_type"] = {t: v * 100.0 for t, v in per_type.items()}
+        result["groups"] = {g: v * 100.0 for g, v in groups.items()}
+        return result
+
+
+def _record_score(record: Mapping[str, Any]) -> float:
+    value = field(record, "score")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ScoringInputError("score", f"expected a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 # ------------------------------------------------------------------------------------------------
