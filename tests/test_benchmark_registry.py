@@ -68,8 +68,9 @@ TOY_DOCS = [
     {"id": 2, "question_type": "color", "question": "Colour of the cup?", "answer": "blue"},
     {"id": 3, "question_type": "count", "question": "How many chairs?", "answer": "10"},
     {"id": 4, "question_type": "count", "question": "How many lamps?", "answer": "10"},
+    {"id": 5, "question_type": "color", "question": "Colour of the pen?", "answer": "red"},
 ]
-REPLIES = ["Red", "<answer>green</answer>", "<answer>12</answer>", "<answer>10</answer> <answer>12</answer>"]
+REPLIES = ["Red", "<answer>green</answer>", "<answer>12</answer>", "<answer>10</answer> <answer>12</answer>", "red"]
 
 
 def _load_file(path: Path, name: str) -> ModuleType:
@@ -100,7 +101,7 @@ def _predictions(toy: Benchmark, tmp_path: Path) -> Path:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "toy.json").write_text(json.dumps(TOY_DOCS))
     docs = toy.load_docs(tmp_path / "data")
-    assert [d["doc_id"] for d in docs] == ["1", "2", "3", "4"]
+    assert [d["doc_id"] for d in docs] == ["1", "2", "3", "4", "5"]
     lines = [{**toy.record(d), "prediction": reply} for d, reply in zip(docs, REPLIES, strict=True)]
     assert all("_media" not in line for line in lines)
     path = tmp_path / "predictions.jsonl"
@@ -118,30 +119,32 @@ def test_toy_benchmark_from_one_file_scores_through_eval_score(
 
     # official: policy 1 takes the LAST answer tag. Per sample: "Red" == red -> 1; green != blue -> 0;
     # MRA(12, 10): relative error 0.2 passes thresholds 0.50..0.75 (6 of 10; 0.2 <= 1 - 0.8 is false
-    # in float64) -> 0.6; the last tag "12" again -> 0.6. color 50, count 60, overall (1+0+.6+.6)/4 = 55.
+    # in float64) -> 0.6; the last tag "12" again -> 0.6; "red" -> 1. color 2/3, count 60, overall
+    # = the sample mean (1+0+.6+.6+1)/5 = 64 (the mean of the type means would be 63.3).
     assert score_cli.main(["--benchmark", "Toy-Bench", "--predictions", str(preds),
                            "--per-sample", str(per_sample)]) == 0  # fmt: skip
     out = json.loads(capsys.readouterr().out)
-    assert (out["benchmark"], out["scorer"], out["n"], out["groups"]) == ("Toy-Bench", "official", 4, {})
-    assert out["overall"] == pytest.approx(55.0)
-    assert out["per_type"] == pytest.approx({"color": 50.0, "count": 60.0})
+    assert (out["benchmark"], out["scorer"], out["n"], out["groups"]) == ("Toy-Bench", "official", 5, {})
+    assert out["overall"] == pytest.approx(64.0)
+    assert out["per_type"] == pytest.approx({"color": 200 / 3, "count": 60.0})
     assert (out["color"], out["count"]) == (out["per_type"]["color"], out["per_type"]["count"])
     scores = [json.loads(line)["score"] for line in per_sample.read_text().splitlines()]
-    assert scores == pytest.approx([1.0, 0.0, 0.6, 0.6])
+    assert scores == pytest.approx([1.0, 0.0, 0.6, 0.6, 1.0])
 
-    # spatialladder: the release takes the FIRST complete tag, so the last reply reads "10" -> 1.0;
-    # count (0.6 + 1) / 2 = 80, overall (1 + 0 + .6 + 1) / 4 = 65. The toy keeps the official rule.
+    # spatialladder: the release takes the FIRST complete tag, so reply 4 reads "10" -> 1.0;
+    # count (0.6 + 1) / 2 = 80, overall (1+0+.6+1+1)/5 = 72. The toy keeps the official rule.
     assert score_cli.main(["--benchmark", "Toy-Bench", "--predictions", str(preds), "--scorer", "spatialladder"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["scorer"] == "spatialladder" and out["overall"] == pytest.approx(65.0)
-    assert out["per_type"] == pytest.approx({"color": 50.0, "count": 80.0})
+    assert out["scorer"] == "spatialladder" and out["overall"] == pytest.approx(72.0)
+    assert out["per_type"] == pytest.approx({"color": 200 / 3, "count": 80.0})
 
     # The runner's scoring (results.score_records) reaches the toy by name too.
     records = [json.loads(line) for line in preds.read_text().splitlines()]
     summary, rows = score_records("Toy-Bench", records, "official")
-    assert summary["overall"] == pytest.approx(55.0)
-    assert [(r["doc_id"], r["question_type"]) for r in rows] == [("1", "color"), ("2", "color"), ("3", "count"),
-                                                                 ("4", "count")]  # fmt: skip
+    assert summary["overall"] == pytest.approx(64.0)
+    assert [(r["doc_id"], r["question_type"], r["score"]) for r in rows] == [
+        ("1", "color", 1.0), ("2", "color", 0.0), ("3", "count", 0.6), ("4", "count", 0.6), ("5", "color", 1.0)
+    ]  # fmt: skip
 
 
 def test_toy_bad_record_names_file_line_and_field(
