@@ -119,7 +119,12 @@ class Benchmark:
       doc's fields minus ``RECORD_DROP``.
 
     Provided, not overridden: :meth:`question_type`, :meth:`is_numeric_type`, :meth:`score`,
-    :meth:`aggregate` -- the one place that picks the scorer and validates records.
+    :meth:`aggregate` -- the one place that picks the scorer and validates records -- and
+    :meth:`type_means` for ``summarize``. Building blocks: :mod:`.scoring_rules` (``field`` /
+    ``str_field`` / ``numeric_target`` / ``to_float``, the release's ``sl_number`` / ``sl_letter``,
+    ``mean`` / ``weighted_mean``), :func:`spatialladder.metrics.mean_relative_accuracy` (MRA) and
+    :mod:`spatialladder.answers` (shared with the training rewards). ``tests/test_benchmark_registry.py``
+    holds a complete toy benchmark in one file.
     """
 
     NAME: ClassVar[str]
