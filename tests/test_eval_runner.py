@@ -14,7 +14,6 @@ from spatialladder.evaluation.fixtures import make_fixtures
 from spatialladder.evaluation.report import PAPER_ROWS, main_row, render_report
 from spatialladder.evaluation.runner import (
     EXIT_MISSING_MEDIA,
-    Dist,
     _repair_tail,
     done_doc_ids,
     merge_rank_files,
@@ -89,7 +88,7 @@ def test_missing_media_listed_up_front(fx: Path, tmp_path: Path, capsys: pytest.
     cfg = parse_args(["--model", str(tmp_path / "no-such-model"), "--data-root", str(data),
                       "--output-dir", str(out), *SMALL])  # fmt: skip
     with pytest.raises(SystemExit) as exc:
-        run(cfg, Dist())  # fails before any model load: the model path does not even exist
+        run(cfg)  # fails before any model load: the model path does not even exist
     assert exc.value.code == EXIT_MISSING_MEDIA
     err = capsys.readouterr().err
     listed = json.loads((out / "missing_media.json").read_text())
@@ -139,7 +138,7 @@ def test_skip_missing_media_counts_and_reports(fx: Path, tmp_path: Path, tiny_mo
     cfg = parse_args(["--model", f"tiny={tiny_model_dir}", "--data-root", str(data), "--output-dir", str(out),
                       "--benchmarks", "SPBench-MV CV-Bench", "--skip-missing-media", "--batch-size", "3",
                       *SMALL])  # fmt: skip
-    results = run(cfg, Dist())
+    results = run(cfg)
     s = results["tiny"]["SPBench-MV"]
     assert s["n_skipped_missing_media"] == len(lost) == 1 and s["skipped_doc_ids"] == lost
     assert s["n"] == len(docs) - 1 and s["n_docs"] == len(docs)
@@ -152,7 +151,7 @@ def test_skip_missing_media_counts_and_reports(fx: Path, tmp_path: Path, tiny_mo
     cfg1 = parse_args(["--model", f"tiny={tiny_model_dir}", "--data-root", str(data), "--output-dir",
                        str(tmp_path / "out1"), "--benchmarks", "CV-Bench", "--batch-size", "1", "--no-report",
                        *SMALL])  # fmt: skip
-    run(cfg1, Dist())
+    run(cfg1)
     batched = (out / "tiny" / "CV-Bench" / "predictions.jsonl").read_text().splitlines()
     single = (tmp_path / "out1" / "tiny" / "CV-Bench" / "predictions.jsonl").read_text().splitlines()
     assert [(json.loads(a)["doc_id"], json.loads(a)["prediction"]) for a in batched] == [
