@@ -1,12 +1,15 @@
 """Sharded, resumable generation + official scoring over the six benchmarks (``eval/run_eval.py``).
 
-One process per device (``accelerate launch`` / ``torchrun`` set ``RANK`` / ``WORLD_SIZE`` /
-``LOCAL_RANK``; a plain ``python`` run is rank 0 of 1). Per model and benchmark:
+One process per device (``accelerate launch`` / ``torchrun``; a plain ``python`` run is rank 0 of 1),
+each with accelerate's ``PartialState`` (:mod:`spatialladder.evaluation.ranks`: ranks die with their
+launcher). Rank 0 first locks the output folder: a second run into it refuses while the first lives.
+Per model and benchmark:
 
 1. every rank loads the docs (the full set, or the seeded ``--limit`` subset) and checks that all media
    exist: missing files are listed up front, with doc ids, before any generation (or, with
    ``--skip-missing-media``, counted and reported as skipped);
-2. rank ``r`` takes docs ``i % world == r`` that no ``predictions.rank*.jsonl`` holds yet, generates
+2. rank ``r`` takes its shard (:func:`shard_docs`: all docs of one video on one rank, so each video
+   is decoded once per run) minus the docs some ``predictions.rank*.jsonl`` already holds, generates
    in left-padded batches and appends one JSON line per doc to ``predictions.rank{r}.jsonl``, flushed
    and fsynced, so a killed run loses at most the batch in flight;
 3. after a barrier rank 0 merges the rank files into ``predictions.jsonl`` (sorted by doc_id, no
@@ -43,12 +46,17 @@ from spatialladder.positions import POSITION_CONVENTION, install_original_positi
 
 __all__ = [
     "EvalConfig",
+    "checkpoint_repetition_penalty",
     "find_missing_media",
+    "locked_output",
     "main",
     "merge_rank_files",
     "parse_args",
     "read_jsonl_tolerant",
+    "run",
     "score_records",
+    "shard_docs",
+    "shard_indices",
 ]
 
 EXIT_MISSING_MEDIA = 2
@@ -280,11 +288,10 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
 # ------------------------------------------------------------------------------------------------
 # Ranks
 # ------------------------------------------------------------------------------------------------
-def _log(state: Any | None, msg: str, *, all_ranks: bool = False) -> None:
+def _log(state: Any, msg: str, *, all_ranks: bool = False) -> None:
     """Print on the main process (or on every rank, prefixed, with ``all_ranks``)."""
-    if state is None or state.is_main_process or all_ranks:
-        many = state is not None and state.num_processes > 1 and all_ranks
-        prefix = f"[rank {state.process_index}] " if many else ""
+    if state.is_main_process or all_ranks:
+        prefix = f"[rank {state.process_index}] " if state.num_processes > 1 and all_ranks else ""
         print(f"{prefix}{msg}", file=sys.stderr, flush=True)
 
 
@@ -616,8 +623,8 @@ def _run_shard(
     from tqdm.auto import tqdm
 
     rank, world = state.process_index, state.num_processes
-    done = done_doc_ids(bench_dir)
-    todo = [d for d in shard_docs(docs, rank, world) if str(d["doc_id"]) not in done | skip_ids]
+    done = done_doc_ids(bench_dir) | skip_ids
+    todo = [d for d in shard_docs(docs, rank, world) if str(d["doc_id"]) not in done]
     # Questions of the same video back to back: the frame LRU then decodes each video once.
     if any(m.kind == "video" for d in todo for m in d["_media"]):
         order = {id(d): i for i, d in enumerate(todo)}
@@ -771,7 +778,7 @@ def _run_locked(cfg: EvalConfig, state: Any) -> dict[str, dict[str, dict[str, An
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``eval/run_eval.py``: one rank of an evaluation run (its process group lives until the process exits)."""
+    """``eval/run_eval.py``: one rank of an evaluation run."""
     cfg = parse_args(argv)
     state = ranks.rank_state()  # a rank whose launcher is already gone stops here
     try:
