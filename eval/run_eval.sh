@@ -14,7 +14,7 @@
 # starts a single process, so it cannot shard); N = 1 -> plain python. Override with
 # LAUNCHER=accelerate|torchrun|python. All other arguments go to eval/run_eval.py unchanged;
 # rank 0 merges, scores and writes OUTPUT/report.{md,csv}. Ranks die with the launcher, and a second
-# run into the same --output-dir refuses (exit 3, naming the live run's pid) until the first is gone.
+# run into the same --output-dir refuses (naming the live run's pid; its ranks exit 3) until the first is gone.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
