@@ -14,28 +14,34 @@ is ordered by question type, not by video):
 * cached, warm: a fresh FrameCache on the filled disk cache (a resumed run, another rank or model).
 
 Prints the three times and the speed-ups; checks that all three paths give identical pixels.
+
+Multi-process case (``--processes N``, default 2): N processes share one cold disk cache, as the
+ranks of an eval run share ``OUTPUT/.frame_cache``, and prepare the questions (in a seeded random order:
+VSI-Bench's rows are grouped by question type, not by video) once with the former split (question i
+to rank i % N) and once with the runner's split by video (:func:`runner.shard_indices`). Each rank
+takes its questions video by video, as the runner does. Prints the decodes per run of each split and
+their ratio (by video: exactly one per video), and the wall times.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import random
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.media import FrameCache, decode_video_frames, resize_to_budget  # noqa: E402
-from spatialladder.synthetic import make_scene, render_frame, write_mp4  # noqa: E402
+from spatialladder.evaluation.media import FrameCache, decode_video_frames, resize_to_budget
+from spatialladder.evaluation.runner import shard_indices
+from spatialladder.synthetic import make_scene, render_frame, write_mp4
 
 
 def make_video(path: Path, seed: int, seconds: float, fps: int, size: tuple[int, int]) -> None:
@@ -61,6 +67,59 @@ def make_video(path: Path, seed: int, seconds: float, fps: int, size: tuple[int,
     write_mp4(frames, path, fps=fps)
 
 
+def prepare_shard(paths: list[str], args: argparse.Namespace, cache_dir: Path, go: Any, results: Any) -> None:
+    """One rank: its questions' frames through a FrameCache on the shared disk cache, video by video."""
+    resize_to_budget(np.zeros((56, 56, 3), np.uint8), args.min_pixels, args.max_pixels)  # imports paid here
+    results.put(None)  # ready
+    go.wait()
+    cache = FrameCache(cache_dir, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    for path in sorted(paths):  # the runner orders a rank's questions by video (stable)
+        cache.video(path, args.num_frames)
+    cache.close()
+    results.put({"decodes": cache.stats.decodes, "disk_hits": cache.stats.disk_hits})
+
+
+def run_processes(shards: list[list[str]], args: argparse.Namespace, cache_dir: Path) -> tuple[list[dict], float]:
+    """The shards prepared by one process each, all started together on a cold cache; (stats, wall s)."""
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    ctx = multiprocessing.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=prepare_shard, args=(shard, args, cache_dir, go, results)) for shard in shards]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        results.get()  # every process has started and imported what it needs
+    t0 = time.perf_counter()
+    go.set()
+    stats = [results.get() for _ in procs]
+    wall = time.perf_counter() - t0
+    for proc in procs:
+        proc.join()
+    return stats, wall
+
+
+def multi_process_case(videos: list[Path], args: argparse.Namespace) -> None:
+    n = args.processes
+    questions = [str(videos[q % len(videos)]) for q in range(len(videos) * args.questions)]
+    random.Random(0).shuffle(questions)
+    splits = {
+        "question i -> rank i % N (before)": [[q for i, q in enumerate(questions) if i % n == r] for r in range(n)],
+        "by video (runner.shard_indices)": [[questions[i] for i in shard] for shard in shard_indices(questions, n)],
+    }
+    decodes = {}
+    print(f"\n{n} processes, shared cold disk cache; {len(questions)} questions over {len(videos)} videos "
+          "in a seeded random order")  # fmt: skip
+    for name, shards in splits.items():
+        stats, wall = run_processes(shards, args, args.work_dir / "frame_cache_mp")
+        decodes[name] = sum(s["decodes"] for s in stats)
+        per_rank = " + ".join(str(s["decodes"]) for s in stats)
+        hits = sum(s["disk_hits"] for s in stats)
+        print(f"  {name:36s}: {decodes[name]:3d} decodes per run ({per_rank} per rank; {hits} disk-cache hits), "
+              f"wall {wall:6.2f} s")  # fmt: skip
+    before, after = decodes.values()
+    print(f"  decodes per run: before {before}, by video {after} (= {len(videos)} videos): {before / after:.2f}x fewer")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--videos", type=int, default=6)
@@ -71,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-frames", type=int, default=32)
     p.add_argument("--min-pixels", type=int, default=16 * 28 * 28)
     p.add_argument("--max-pixels", type=int, default=512 * 28 * 28)
+    p.add_argument("--processes", type=int, default=2, help="ranks of the multi-process case (0: skip it)")
+    p.add_argument("--skip-single", action="store_true", help="only the multi-process case")
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "spatialladder-bench-eval-media")
     args = p.parse_args(argv)
     w, h = (int(x) for x in args.size.lower().split("x"))
@@ -83,6 +144,15 @@ def main(argv: list[str] | None = None) -> int:
             make_video(path, v, args.seconds, args.fps, (w, h))
     for path in videos:
         path.read_bytes()  # warm the OS page cache so no path pays for the first disk read
+    if not args.skip_single:
+        single_process_case(videos, args, (w, h))
+    if args.processes > 0:
+        multi_process_case(videos, args)
+    return 0
+
+
+def single_process_case(videos: list[Path], args: argparse.Namespace, size: tuple[int, int]) -> None:
+    w, h = size
     questions = [videos[q % args.videos] for q in range(args.videos * args.questions)]  # interleaved
     n = args.num_frames
 
@@ -122,7 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"frame cache (warm)  : {t_warm:8.2f} s  ({warm.stats.decodes} decodes, {warm.stats.disk_hits} disk hits, "
           f"{warm.stats.memory_hits} memory hits)  -> {t_naive / t_warm:5.1f}x less")  # fmt: skip
     print("identical pixels on all three paths: yes")
-    return 0
 
 
 if __name__ == "__main__":

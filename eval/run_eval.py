@@ -6,19 +6,15 @@
         [--min-pixels 12544] [--max-pixels 401408] [--batch-size 4] [--max-new-tokens 1024] \
         [--scorer official|spatialladder] [--limit N] [--skip-missing-media]
 
+Every flag is a field of ``spatialladder.evaluation.runner.EvalConfig`` (``--help`` lists them).
 Launched by ``accelerate launch`` / ``torchrun`` it runs as one rank of the job (RANK / WORLD_SIZE).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.runner import main  # noqa: E402
+from spatialladder.evaluation.runner import main
 
 if __name__ == "__main__":
     sys.exit(main())

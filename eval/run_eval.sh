@@ -13,7 +13,8 @@
 # CPU only with N > 1 -> `torchrun --standalone --nproc_per_node N` (accelerate's --cpu launcher
 # starts a single process, so it cannot shard); N = 1 -> plain python. Override with
 # LAUNCHER=accelerate|torchrun|python. All other arguments go to eval/run_eval.py unchanged;
-# rank 0 merges, scores and writes OUTPUT/report.{md,csv}.
+# rank 0 merges, scores and writes OUTPUT/report.{md,csv}. Ranks die with the launcher, and a second
+# run into the same --output-dir refuses (naming the live run's pid; its ranks exit 3) until the first is gone.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +52,9 @@ if [[ -z "$LAUNCHER" ]]; then
     LAUNCHER=python
   fi
 fi
+
+# The launcher is exec'd below, so it keeps this pid: each rank dies with it (spatialladder.evaluation.ranks).
+export SPATIALLADDER_LAUNCHER_PID=$$
 
 # Ranks of one node: a free port per job so concurrent evaluations do not collide on 29500.
 PORT="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -16,6 +16,7 @@ import pytest
 
 from spatialladder.evaluation.benchmarks import BENCHMARKS
 from spatialladder.evaluation.fixtures import make_fixtures
+from spatialladder.evaluation.runner import shard_docs
 
 pytestmark = pytest.mark.slow
 
@@ -91,10 +92,17 @@ def test_single_process_run_scores_all_six_and_reports(reference: Path) -> None:
 def test_two_processes_match_one(reference: Path, fx: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out2"
     _run(_cmd(tiny_model_dir, fx, out, 2))
+    videos = set()
     for bench in BENCHMARKS:
-        assert (out / "tiny" / bench / "predictions.rank1.jsonl").exists()  # really sharded
+        docs = BENCHMARKS[bench].load_docs(fx, limit=LIMIT)
+        videos |= {m.path for d in docs for m in d["_media"] if m.kind == "video"}
+        with_docs = {r for r in (0, 1) if shard_docs(docs, r, 2)}  # the docs of one video stay on one rank
+        assert {r for r in (0, 1) if (out / "tiny" / bench / f"predictions.rank{r}.jsonl").exists()} == with_docs
         assert _predictions(out, bench) == _predictions(reference, bench)
         assert _scores(out, bench) == _scores(reference, bench)
+    assert (out / "tiny" / "CV-Bench" / "predictions.rank1.jsonl").exists()  # really sharded
+    stats = [json.loads((out / f"media_cache_stats.rank{r}.json").read_text()) for r in (0, 1)]
+    assert sum(s["decodes"] for s in stats) == len(videos)  # each video decoded once per run
     assert (out / "report.md").exists()
 
 

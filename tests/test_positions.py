@@ -350,8 +350,7 @@ def test_generate_prefill_and_decode_steps_with_left_padding(tiny_model_dir: Pat
 
     model, processor = load_model(str(tiny_model_dir), torch.device("cpu"))
     assert position_convention(model) == POSITION_CONVENTION
-    cfg = EvalConfig(models=[], benchmarks=[], data_roots={}, output_dir=tmp_path,
-                     min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, max_new_tokens=4)  # fmt: skip
+    cfg = EvalConfig(output_dir=tmp_path, min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, max_new_tokens=4)
     gen = _generation_config(model, cfg)
     gen.min_new_tokens = 4  # prefill + three decode steps for both rows, whatever the random model samples
     batch = [video_messages(16, "How many chairs are in the room?"), video_messages(8, "Which is closer?")]
@@ -428,7 +427,7 @@ def test_grpo_step_policy_and_reference_use_the_original_positions(
 def test_eval_resume_refuses_results_of_another_convention(tmp_path: Path) -> None:
     from spatialladder.evaluation.runner import EvalConfig, _check_run_config
 
-    cfg = EvalConfig(models=[], benchmarks=[], data_roots={}, output_dir=tmp_path)
+    cfg = EvalConfig(output_dir=tmp_path)
     signature = cfg.run_signature("VSI-Bench", "some/model")
     assert signature["position_convention"] == POSITION_CONVENTION
     fresh = tmp_path / "fresh"

@@ -258,7 +258,7 @@ def attention_analysis(
         raise ValueError(f"answer_source must be 'generated' or 'reference', got {answer_source!r}")
     if not samples:
         raise SystemExit("attention: no samples")
-    cfg = EvalConfig(models=[], benchmarks=[], data_roots={}, output_dir=Path(output_dir), **settings)
+    cfg = EvalConfig(output_dir=Path(output_dir), **settings)
     model_name = model_name or model_name_from_path(model_path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, processor = load_model(model_path, device, "eager")  # eager: the only kernel that returns weights

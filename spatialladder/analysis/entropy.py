@@ -122,41 +122,37 @@ def sample_replies(
     import torch
 
     from spatialladder.evaluation.media import FrameCache
+    from spatialladder.evaluation.ranks import rank_state
     from spatialladder.evaluation.runner import (
-        Dist,
         EvalConfig,
         _check_run_config,
+        _needs_generation,
         _run_shard,
-        done_doc_ids,
         find_missing_media,
         load_model,
+        locked_output,
         merge_rank_files,
     )
 
-    cfg = EvalConfig(models=[(model_name, model_path)], benchmarks=[bench.NAME], data_roots={},
-                     output_dir=Path(output_dir), write_report=False, **settings)  # fmt: skip
+    cfg = EvalConfig(output_dir=Path(output_dir), **settings).for_model(model_path)
     missing = find_missing_media(docs)
     if missing:
         listing = "\n".join(f"  doc {d}: {f}" for d, f in missing)
         raise SystemExit(f"{len(missing)} media file(s) missing:\n{listing}")
-    dist = Dist()
-    bench_dir = cfg.output_dir / model_name / bench.NAME
-    bench_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_config(bench_dir, cfg.run_signature(bench.NAME, model_path))
-    ids = [str(d["doc_id"]) for d in docs]
-    done = done_doc_ids(bench_dir)
-    if any(i % dist.world == dist.rank and d not in done for i, d in enumerate(ids)):
-        device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
-        torch.manual_seed(cfg.seed + dist.rank)
-        model, processor = load_model(model_path, device, cfg.attn_implementation)
-        media = FrameCache(None, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
-        _run_shard(cfg, dist, bench, docs, set(), bench_dir, model_name, model, processor, media)
-        media.close()
-        del model, processor
-    dist.barrier()
-    merged = merge_rank_files(bench_dir, ids) if dist.is_main else []
-    dist.close()
-    return merged
+    state = rank_state()
+    with locked_output(cfg.output_dir, state):
+        bench_dir = cfg.output_dir / model_name / bench.NAME
+        bench_dir.mkdir(parents=True, exist_ok=True)
+        _check_run_config(bench_dir, cfg.run_signature(bench.NAME, model_path))
+        if _needs_generation(docs, set(), bench_dir, state):
+            torch.manual_seed(cfg.seed + state.process_index)
+            model, processor = load_model(model_path, state.device, cfg.attn_implementation)
+            media = FrameCache(None, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+            _run_shard(cfg, state, bench, docs, set(), bench_dir, model_name, model, processor, media)
+            media.close()
+            del model, processor
+        state.wait_for_everyone()
+        return merge_rank_files(bench_dir, [str(d["doc_id"]) for d in docs]) if state.is_main_process else []
 
 
 def semantic_entropy(

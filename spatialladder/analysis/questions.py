@@ -8,7 +8,6 @@ unchanged.
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import Any
@@ -109,7 +108,7 @@ def load_questions(
         raise SystemExit(f"--benchmark {benchmark} needs --data-root")
     try:
         roots = _parse_data_roots(data_root, [bench.NAME])
-    except argparse.ArgumentTypeError as err:
+    except ValueError as err:
         raise SystemExit(f"--data-root: {err}") from None
     return bench, bench.load_docs(roots[bench.NAME], limit=limit, seed=seed), roots[bench.NAME]
 

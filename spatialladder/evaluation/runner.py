@@ -1,12 +1,15 @@
 """Sharded, resumable generation + official scoring over the six benchmarks (``eval/run_eval.py``).
 
-One process per device (``accelerate launch`` / ``torchrun`` set ``RANK`` / ``WORLD_SIZE`` /
-``LOCAL_RANK``; a plain ``python`` run is rank 0 of 1). Per model and benchmark:
+One process per device (``accelerate launch`` / ``torchrun``; a plain ``python`` run is rank 0 of 1),
+each with accelerate's ``PartialState`` (:mod:`spatialladder.evaluation.ranks`: ranks die with their
+launcher). Rank 0 first locks the output folder: a second run into it refuses while the first lives.
+Per model and benchmark:
 
 1. every rank loads the docs (the full set, or the seeded ``--limit`` subset) and checks that all media
    exist: missing files are listed up front, with doc ids, before any generation (or, with
    ``--skip-missing-media``, counted and reported as skipped);
-2. rank ``r`` takes docs ``i % world == r`` that no ``predictions.rank*.jsonl`` holds yet, generates
+2. rank ``r`` takes its shard (:func:`shard_docs`: all docs of one video on one rank, so each video
+   is decoded once per run) minus the docs some ``predictions.rank*.jsonl`` already holds, generates
    in left-padded batches and appends one JSON line per doc to ``predictions.rank{r}.jsonl``, flushed
    and fsynced, so a killed run loses at most the batch in flight;
 3. after a barrier rank 0 merges the rank files into ``predictions.jsonl`` (sorted by doc_id, no
@@ -19,8 +22,8 @@ per_sample_scores.jsonl, scores.json}`` and ``OUTPUT/report.{md,csv}``.
 
 from __future__ import annotations
 
-import argparse
-import datetime
+import contextlib
+import dataclasses
 import gc
 import importlib.util
 import json
@@ -30,11 +33,12 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spatialladder.evaluation import ranks
 from spatialladder.evaluation.benchmarks import (
     BENCHMARKS,
     PROMPT_KINDS,
@@ -54,48 +58,129 @@ from spatialladder.positions import POSITION_CONVENTION, install_original_positi
 
 __all__ = [
     "EvalConfig",
+    "checkpoint_repetition_penalty",
     "find_missing_media",
+    "locked_output",
     "main",
     "merge_rank_files",
     "parse_args",
     "read_jsonl_tolerant",
+    "run",
     "score_records",
+    "shard_docs",
+    "shard_indices",
 ]
 
 EXIT_MISSING_MEDIA = 2
-EXIT_BAD_CONFIG = 3
+EXIT_LOCKED = 3  # another live run holds the output folder
+PRED_GLOB = "predictions.rank*.jsonl"
 
 
 # ------------------------------------------------------------------------------------------------
 # Configuration
 # ------------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(kw_only=True)
 class EvalConfig:
-    models: list[tuple[str, str]]  # (name used for the output folder, path or hub id)
-    benchmarks: list[str]
-    data_roots: dict[str, Path]
-    output_dir: Path
-    prompt_kind: str = "thinking"
-    num_frames: int = 32
-    min_pixels: int = 16 * 28 * 28
-    max_pixels: int = 512 * 28 * 28
-    batch_size: int = 4
-    max_new_tokens: int = 1024
-    temperature: float = 0.0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    seed: int = 0
-    scorer: str = "official"
-    limit: int | None = None
-    skip_missing_media: bool = False
-    frame_cache_dir: Path | None = None
-    overwrite: bool = False
-    attn_implementation: str = "auto"
-    blind: bool = False
-    write_report: bool = True
-    # Replies sampled per doc (spatialladder.analysis.entropy); > 1 adds a "samples" list to each line.
-    num_samples: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    """One evaluation run, parsed from the command line by :class:`transformers.HfArgumentParser`
+    (every field is a ``--flag``; ``--model`` and ``--data-root`` repeat). The analysis commands build
+    one in code for its generation settings alone, so ``model`` / ``data_root`` default to empty here and
+    are required on the command line only."""
+
+    output_dir: Path = field(metadata={"help": "results folder (resumable; one run at a time)"})
+    model: list[str] = field(
+        default_factory=list,
+        metadata={"help": "checkpoint dir or hub id, optionally NAME=PATH; repeat for several models",
+                  "metavar": "[NAME=]PATH", "action": "extend", "required": True},
+    )  # fmt: skip
+    benchmarks: list[str] = field(
+        default_factory=lambda: ["all"],
+        metadata={"help": f"'all' or names separated by spaces/commas: {' '.join(BENCHMARKS)}"},
+    )
+    data_root: list[str] = field(
+        default_factory=list,
+        metadata={"help": "one root holding each benchmark under its folder name, and/or NAME=DIR per "
+                          "benchmark; repeatable", "metavar": "DIR|NAME=DIR", "action": "extend", "required": True},
+    )  # fmt: skip
+    prompt_kind: str = field(default="thinking", metadata={"choices": PROMPT_KINDS, "help": "prompt format"})
+    num_frames: int = field(default=32, metadata={"help": "uniformly sampled frames per video"})
+    min_pixels: int = field(default=16 * 28 * 28, metadata={"help": "per image or frame"})
+    max_pixels: int = field(default=512 * 28 * 28, metadata={"help": "per image or frame"})
+    batch_size: int = field(default=4, metadata={"help": "docs per generate() call (left-padded)"})
+    max_new_tokens: int = field(default=1024, metadata={"help": "reply length limit in tokens"})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy"})
+    top_p: float = field(default=1.0, metadata={"help": "only with --temperature > 0"})
+    repetition_penalty: float | None = field(
+        default=None,
+        metadata={"help": "unset: the checkpoint's generation_config.json value (Qwen2.5-VL-Instruct: 1.05; "
+                          "none there: 1.0); the value used is recorded with every result"},
+    )  # fmt: skip
+    seed: int = field(default=0, metadata={"help": "seed of the --limit subset and of sampling"})
+    scorer: str = field(
+        default="official", metadata={"choices": SCORERS, "help": "spatialladder: the release's scoring"}
+    )
+    limit: int | None = field(default=None, metadata={"help": "score a seeded subset of N docs per benchmark"})
+    skip_missing_media: bool = field(
+        default=False,
+        metadata={"help": "skip docs whose media are missing (counted and reported) instead of failing"},
+    )
+    frame_cache_dir: str | None = field(
+        default=None, metadata={"help": "on-disk frame cache (unset: OUTPUT/.frame_cache; '' disables it)"}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "discard earlier predictions of these runs"})
+    attn_implementation: str = field(
+        default="auto", metadata={"help": "auto = flash_attention_2 on CUDA when installed, else sdpa"}
+    )
+    blind: bool = field(
+        default=False,
+        metadata={"help": "text-only-prior control: every image and video frame is replaced by a constant grey "
+                          "image of the same size (same vision token counts); recorded in run_config.json, "
+                          "scores.json and every prediction line, so use its own --model NAME"},
+    )  # fmt: skip
+    report: bool = field(default=True, metadata={"help": "write OUTPUT/report.{md,csv} (--no-report: do not)"})
+    num_samples: int = field(
+        default=1, metadata={"help": "replies sampled per doc; > 1 adds a 'samples' list to each line"}
+    )
+    num_processes: int | None = field(
+        default=None, metadata={"help": "read by eval/run_eval.sh (the launcher); ignored here"}
+    )
+
+    # Resolved from the fields above in __post_init__.
+    models: list[tuple[str, str]] = field(init=False)  # (output folder name, path or hub id)
+    data_roots: dict[str, Path] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir)
+        try:
+            self.benchmarks = resolve_benchmarks(list(self.benchmarks))
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        self.models = [_parse_model(m) for m in self.model]
+        names = [n for n, _ in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names collide ({names}); use --model NAME=PATH")
+        self.data_roots = _parse_data_roots(self.data_root, self.benchmarks) if self.data_root else {}
+        for flag in ("batch_size", "num_frames", "max_new_tokens", "num_samples"):
+            if getattr(self, flag) < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(self, flag)}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {self.limit}")
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(f"need 0 < --min-pixels <= --max-pixels, got {self.min_pixels}, {self.max_pixels}")
+
+    @property
+    def frame_cache(self) -> Path | None:
+        """The on-disk frame cache folder, or None when disabled (``--frame-cache-dir ''``)."""
+        if self.frame_cache_dir is None:
+            return self.output_dir / ".frame_cache"
+        return Path(self.frame_cache_dir) if self.frame_cache_dir else None
+
+    def for_model(self, model_path: str) -> EvalConfig:
+        """This config with the decoding settings of ``model_path`` filled in: an unset
+        ``repetition_penalty`` becomes the checkpoint's own (read before the model loads, so the run
+        signature can be checked first)."""
+        if self.repetition_penalty is not None:
+            return self
+        return dataclasses.replace(self, repetition_penalty=checkpoint_repetition_penalty(model_path))
 
     def generation_params(self) -> dict[str, Any]:
         """What decides each reply; recorded in every prediction line and checked on resume."""
@@ -133,6 +218,24 @@ def _uses_frames(benchmark: str) -> bool:
     return benchmark in BENCHMARKS and BENCHMARKS[benchmark].VIDEO
 
 
+def effective_repetition_penalty(generation_config: Any) -> float:
+    """The penalty ``generate()`` applies under ``generation_config`` (unset: none, i.e. 1.0)."""
+    value = generation_config.repetition_penalty
+    return 1.0 if value is None else float(value)
+
+
+def checkpoint_repetition_penalty(model_path: str) -> float:
+    """The repetition penalty of ``model_path``'s ``generation_config.json`` (1.0 when it sets none or
+    has no such file): what ``generate()`` applies to that checkpoint when nothing overrides it."""
+    from transformers import GenerationConfig
+
+    try:
+        generation_config = GenerationConfig.from_pretrained(model_path)
+    except OSError:  # no generation_config.json: the model loads with transformers' defaults
+        generation_config = GenerationConfig()
+    return effective_repetition_penalty(generation_config)
+
+
 def model_name_from_path(path: str) -> str:
     """Output folder name: the last path component (``parent-checkpoint-N`` for trainer checkpoints)."""
     p = Path(path.rstrip("/"))
@@ -146,7 +249,7 @@ def _parse_model(value: str) -> tuple[str, str]:
     if "=" in value and not Path(value).exists():
         name, path = value.split("=", 1)
         if not name or not path:
-            raise argparse.ArgumentTypeError(f"--model {value!r}: expected PATH or NAME=PATH")
+            raise ValueError(f"--model {value!r}: expected PATH or NAME=PATH")
         return re.sub(r"[^A-Za-z0-9._+-]", "_", name), path
     return model_name_from_path(value), value
 
@@ -166,7 +269,7 @@ def _parse_data_roots(values: Sequence[str], benchmarks: Sequence[str]) -> dict[
             except KeyError:
                 pass  # not NAME=DIR: a directory whose name contains '='
         if shared is not None:
-            raise argparse.ArgumentTypeError("give one shared --data-root DIR; use NAME=DIR for the others")
+            raise ValueError("give one shared --data-root DIR; use NAME=DIR for the others")
         shared = Path(value)
     roots: dict[str, Path] = {}
     for bench in benchmarks:
@@ -175,124 +278,91 @@ def _parse_data_roots(values: Sequence[str], benchmarks: Sequence[str]) -> dict[
         elif shared is not None:
             roots[bench] = shared
         else:
-            raise argparse.ArgumentTypeError(f"no --data-root for {bench} (give DIR or {bench}=DIR)")
+            raise ValueError(f"no --data-root for {bench} (give DIR or {bench}=DIR)")
     return roots
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> Any:
+    """The command line: :class:`EvalConfig`'s fields as flags (``transformers.HfArgumentParser``)."""
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser(
+        EvalConfig,
         prog="run_eval",
         description="Evaluate Qwen2.5-VL checkpoints on the six spatial benchmarks (sharded, resumable).",
     )
-    p.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
-                   help="checkpoint dir or hub id; repeat for several models")
-    p.add_argument("--benchmarks", default="all",
-                   help=f"'all' or names separated by spaces/commas: {' '.join(BENCHMARKS)}")
-    p.add_argument("--data-root", action="append", required=True, metavar="DIR|NAME=DIR",
-                   help="one root holding each benchmark under its folder name, and/or NAME=DIR per benchmark")
-    p.add_argument("--output-dir", required=True, type=Path)
-    p.add_argument("--prompt-kind", default="thinking", choices=PROMPT_KINDS)
-    p.add_argument("--num-frames", type=int, default=32, help="uniformly sampled frames per video")
-    p.add_argument("--min-pixels", type=int, default=16 * 28 * 28)
-    p.add_argument("--max-pixels", type=int, default=512 * 28 * 28, help="per image or frame (512*28*28)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=1.0, help="only with --temperature > 0")
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0, help="seed of the --limit subset and of sampling")
-    p.add_argument("--scorer", default="official", choices=SCORERS)
-    p.add_argument("--limit", type=int, default=None, help="score a seeded subset of N docs per benchmark")
-    p.add_argument("--skip-missing-media", action="store_true",
-                   help="skip docs whose media are missing (counted and reported) instead of failing")
-    p.add_argument("--frame-cache-dir", default=None,
-                   help="on-disk frame cache (default OUTPUT/.frame_cache; '' disables it)")
-    p.add_argument("--overwrite", action="store_true", help="discard earlier predictions of these runs")
-    p.add_argument("--attn-implementation", default="auto",
-                   help="auto = flash_attention_2 on CUDA when installed, else sdpa")
-    p.add_argument("--blind", action="store_true",
-                   help="text-only-prior control: every image and video frame is replaced by a constant grey "
-                        "image of the same size (same vision token counts); recorded in run_config.json, "
-                        "scores.json and every prediction line, so use its own --model NAME")
-    p.add_argument("--no-report", action="store_true", help="do not write OUTPUT/report.{md,csv}")
-    p.add_argument("--num-processes", type=int, default=None,
-                   help="read by eval/run_eval.sh (the launcher); ignored here")
-    return p
 
 
 def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
-    args = build_parser().parse_args(argv)
+    """An :class:`EvalConfig` from ``argv``; a bad value exits with one line naming the flag."""
     try:
-        benchmarks = resolve_benchmarks(args.benchmarks)
-    except KeyError as err:
-        raise SystemExit(f"run_eval: {err.args[0]}") from None
-    try:
-        models = [_parse_model(m) for m in args.model]
-        roots = _parse_data_roots(args.data_root, benchmarks)
-    except argparse.ArgumentTypeError as err:
+        (cfg,) = build_parser().parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except ValueError as err:
         raise SystemExit(f"run_eval: {err}") from None
-    names = [n for n, _ in models]
-    if len(set(names)) != len(names):
-        raise SystemExit(f"run_eval: model names collide ({names}); use --model NAME=PATH")
-    if args.batch_size < 1 or args.num_frames < 1 or args.max_new_tokens < 1:
-        raise SystemExit("run_eval: --batch-size, --num-frames and --max-new-tokens must be >= 1")
-    if args.limit is not None and args.limit < 1:
-        raise SystemExit("run_eval: --limit must be >= 1")
-    if args.frame_cache_dir is None:
-        cache: Path | None = args.output_dir / ".frame_cache"
-    else:
-        cache = Path(args.frame_cache_dir) if args.frame_cache_dir else None
-    return EvalConfig(
-        models=models, benchmarks=benchmarks, data_roots=roots, output_dir=args.output_dir,
-        prompt_kind=args.prompt_kind, num_frames=args.num_frames, min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, top_p=args.top_p, repetition_penalty=args.repetition_penalty,
-        seed=args.seed, scorer=args.scorer, limit=args.limit, skip_missing_media=args.skip_missing_media,
-        frame_cache_dir=cache, overwrite=args.overwrite, attn_implementation=args.attn_implementation,
-        blind=args.blind, write_report=not args.no_report,
-    )  # fmt: skip
+    return cfg
 
 
 # ------------------------------------------------------------------------------------------------
-# Distributed plumbing (only a barrier is needed: gloo works for CPU and GPU runs alike)
+# Ranks
 # ------------------------------------------------------------------------------------------------
-class Dist:
-    def __init__(self) -> None:
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", str(self.rank)))
-        self._pg = False
-        if self.world > 1:
-            import torch.distributed as dist
-
-            # gloo, not NCCL: we only synchronise, and NCCL's watchdog would kill a rank that waits
-            # at the barrier longer than its timeout while a slower rank is still generating.
-            hours = float(os.environ.get("SPATIALLADDER_EVAL_BARRIER_HOURS", "48"))
-            dist.init_process_group("gloo", timeout=datetime.timedelta(hours=hours))
-            self._pg = True
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self._pg:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def close(self) -> None:
-        if self._pg:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-            self._pg = False
-
-
-def _log(dist: Dist | None, msg: str, *, all_ranks: bool = False) -> None:
-    if dist is None or dist.is_main or all_ranks:
-        prefix = f"[rank {dist.rank}] " if dist is not None and dist.world > 1 and all_ranks else ""
+def _log(state: Any, msg: str, *, all_ranks: bool = False) -> None:
+    """Print on the main process (or on every rank, prefixed, with ``all_ranks``)."""
+    if state.is_main_process or all_ranks:
+        prefix = f"[rank {state.process_index}] " if state.num_processes > 1 and all_ranks else ""
         print(f"{prefix}{msg}", file=sys.stderr, flush=True)
+
+
+def _video_key(doc: dict[str, Any]) -> tuple[str, ...] | None:
+    videos = tuple(str(m.path) for m in doc["_media"] if m.kind == "video")
+    return videos or None
+
+
+def shard_indices(keys: Sequence[Hashable | None], world: int) -> list[list[int]]:
+    """Doc indices per rank, each list ascending. Docs with the same key (the same video) go to one rank,
+    so each video is decoded once per run; a doc without a key is a group of its own. Groups are dealt
+    largest first (ties: first doc first) to the rank with the fewest docs so far (ties: lowest rank):
+    without keys this is exactly ``i % world``. Every rank computes the same split from the same docs."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(("doc", i) if key is None else ("key", key), []).append(i)
+    shards: list[list[int]] = [[] for _ in range(world)]
+    for members in sorted(groups.values(), key=lambda g: (-len(g), g[0])):
+        min(shards, key=len).extend(members)  # min() returns the first (lowest) rank among equals
+    return [sorted(s) for s in shards]
+
+
+def shard_docs(docs: Sequence[dict[str, Any]], rank: int, world: int) -> list[dict[str, Any]]:
+    """The docs rank ``rank`` of ``world`` generates for (see :func:`shard_indices`)."""
+    return [docs[i] for i in shard_indices([_video_key(d) for d in docs], world)[rank]]
+
+
+@contextlib.contextmanager
+def locked_output(output_dir: Path, state: Any) -> Iterator[None]:
+    """Hold ``output_dir``'s :class:`~spatialladder.evaluation.ranks.OutputLock` (taken by rank 0) for the
+    body. Every rank learns the outcome: a refused run exits on all ranks with the live holder's pid in
+    the message (exit status ``EXIT_LOCKED``) before anything is read or written."""
+    from accelerate.utils import broadcast_object_list
+
+    lock = ranks.OutputLock(output_dir) if state.is_main_process else None
+    outcome: list[str | None] = [None]
+    if lock is not None:
+        try:
+            stale = lock.acquire()
+        except ranks.OutputLocked as err:
+            outcome = [str(err)]
+        else:
+            if stale is not None:
+                _log(state, f"run_eval: taking over {lock.path} from pid {stale['pid']} (no longer running)")
+    if state.num_processes > 1:
+        broadcast_object_list(outcome)
+    if outcome[0] is not None:
+        _log(state, f"run_eval: {outcome[0]}")
+        raise SystemExit(EXIT_LOCKED)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -414,8 +484,12 @@ def _generation_config(model: Any, cfg: EvalConfig) -> Any:
         "do_sample": params["do_sample"],
         "num_beams": 1,
         # Explicit values: generate() fills only unset (None) fields from the checkpoint's own
-        # generation_config, which for Qwen2.5-VL-Instruct carries repetition_penalty 1.05 and top_k 1.
-        "repetition_penalty": cfg.repetition_penalty,
+        # generation_config, which for Qwen2.5-VL-Instruct carries do_sample, top_k 1 and
+        # repetition_penalty 1.05. Decoding stays greedy; the penalty is the checkpoint's unless set
+        # (run() resolves it with EvalConfig.for_model, so the value used is the one recorded).
+        "repetition_penalty": cfg.repetition_penalty
+        if cfg.repetition_penalty is not None
+        else effective_repetition_penalty(g),
         "temperature": cfg.temperature if params["do_sample"] else 1.0,
         "top_p": cfg.top_p if params["do_sample"] else 1.0,
         "top_k": 0 if params["do_sample"] else 50,
@@ -497,7 +571,7 @@ def _check_run_config(bench_dir: Path, signature: dict[str, Any]) -> None:
 
 def _run_shard(
     cfg: EvalConfig,
-    dist: Dist,
+    state: Any,
     bench: Any,
     docs: Sequence[dict[str, Any]],
     skip_ids: set[str],
@@ -509,22 +583,22 @@ def _run_shard(
 ) -> int:
     from tqdm.auto import tqdm
 
-    done = done_doc_ids(bench_dir)
-    todo = [d for i, d in enumerate(docs) if i % dist.world == dist.rank]
-    todo = [d for d in todo if str(d["doc_id"]) not in done and str(d["doc_id"]) not in skip_ids]
+    rank, world = state.process_index, state.num_processes
+    done = done_doc_ids(bench_dir) | skip_ids
+    todo = [d for d in shard_docs(docs, rank, world) if str(d["doc_id"]) not in done]
     # Questions of the same video back to back: the frame LRU then decodes each video once.
     if any(m.kind == "video" for d in todo for m in d["_media"]):
         order = {id(d): i for i, d in enumerate(todo)}
         todo.sort(key=lambda d: (str(d["_media"][0].path) if d["_media"] else "", order[id(d)]))
     if not todo:
         return 0
-    own = bench_dir / f"predictions.rank{dist.rank}.jsonl"
+    own = bench_dir / f"predictions.rank{rank}.jsonl"
     _repair_tail(own)
     gen_config = _generation_config(model, cfg)
     gen_params = cfg.generation_params()
     written = 0
-    bar = tqdm(total=len(todo), desc=f"{model_name} | {bench.NAME} | rank {dist.rank}/{dist.world}",
-               position=dist.rank, leave=dist.is_main, dynamic_ncols=True, file=sys.stderr)  # fmt: skip
+    bar = tqdm(total=len(todo), desc=f"{model_name} | {bench.NAME} | rank {rank}/{world}",
+               position=rank, leave=state.is_main_process, dynamic_ncols=True, file=sys.stderr)  # fmt: skip
     with open(own, "a", encoding="utf-8") as out:
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start : start + cfg.batch_size]
@@ -547,7 +621,7 @@ def _run_shard(
                     "num_frames": cfg.num_frames if _uses_frames(bench.NAME) else None,
                     "max_pixels": cfg.max_pixels,
                     "blind": cfg.blind,
-                    "rank": dist.rank,
+                    "rank": rank,
                     "seconds": round(elapsed, 3),
                 }
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -559,6 +633,12 @@ def _run_shard(
     return written
 
 
+def _needs_generation(docs: Sequence[dict[str, Any]], skip_ids: set[str], bench_dir: Path, state: Any) -> bool:
+    """Whether this rank's shard still has docs without a prediction."""
+    done = done_doc_ids(bench_dir) | skip_ids
+    return any(str(d["doc_id"]) not in done for d in shard_docs(docs, state.process_index, state.num_processes))
+
+
 def _load_all_docs(cfg: EvalConfig) -> dict[str, list[dict[str, Any]]]:
     return {
         name: BENCHMARKS[name].load_docs(cfg.data_roots[name], limit=cfg.limit, seed=cfg.seed)
@@ -566,13 +646,21 @@ def _load_all_docs(cfg: EvalConfig) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def run(cfg: EvalConfig, dist: Dist | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """Evaluate every model on every benchmark; returns {model: {benchmark: scores}} on rank 0."""
+def run(cfg: EvalConfig, state: Any | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Evaluate every model on every benchmark; returns {model: {benchmark: scores}} on rank 0.
+    ``state``: this rank's :func:`~spatialladder.evaluation.ranks.rank_state` (made here when None)."""
+    state = state or ranks.rank_state()
+    if not cfg.models or set(cfg.data_roots) != set(cfg.benchmarks):
+        raise ValueError("run_eval: give at least one --model and a --data-root for every benchmark")
+    with locked_output(cfg.output_dir, state):
+        return _run_locked(cfg, state)
+
+
+def _run_locked(cfg: EvalConfig, state: Any) -> dict[str, dict[str, dict[str, Any]]]:
     import torch
 
     from spatialladder.evaluation.media import FrameCache
 
-    dist = dist or Dist()
     docs_by_bench = _load_all_docs(cfg)
 
     # Every missing file, with doc ids, before any model is loaded or any reply generated.
@@ -581,61 +669,56 @@ def run(cfg: EvalConfig, dist: Dist | None = None) -> dict[str, dict[str, dict[s
     if n_missing:
         listing = "\n".join(f"  {b} doc {d}: {f}" for b, items in missing.items() for d, f in items)
         if not cfg.skip_missing_media:
-            if dist.is_main:
+            if state.is_main_process:
                 _atomic_write_text(
                     cfg.output_dir / "missing_media.json",
                     json.dumps({b: [{"doc_id": d, "file": f} for d, f in v] for b, v in missing.items() if v}, indent=2)
                     + "\n",
                 )
-            _log(dist, f"run_eval: {n_missing} media file(s) missing (listed in "
-                       f"{cfg.output_dir / 'missing_media.json'}):\n{listing}\n"
-                       "Fix the paths / --data-root, or pass --skip-missing-media to skip these docs "
-                       "(they are then counted and reported as skipped).")  # fmt: skip
+            _log(state, f"run_eval: {n_missing} media file(s) missing (listed in "
+                        f"{cfg.output_dir / 'missing_media.json'}):\n{listing}\n"
+                        "Fix the paths / --data-root, or pass --skip-missing-media to skip these docs "
+                        "(they are then counted and reported as skipped).")  # fmt: skip
             raise SystemExit(EXIT_MISSING_MEDIA)
-        _log(dist, f"run_eval: skipping {n_missing} missing media item(s) (--skip-missing-media):\n{listing}")
+        _log(state, f"run_eval: skipping {n_missing} missing media item(s) (--skip-missing-media):\n{listing}")
 
-    if cfg.overwrite and dist.is_main:
+    if cfg.overwrite and state.is_main_process:
         for name, _ in cfg.models:
             for bench in cfg.benchmarks:
                 shutil.rmtree(cfg.output_dir / name / bench, ignore_errors=True)
-    dist.barrier()
+    state.wait_for_everyone()
 
-    device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    torch.manual_seed(cfg.seed + dist.rank)
-    media = FrameCache(cfg.frame_cache_dir, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+    device = state.device
+    torch.manual_seed(cfg.seed + state.process_index)
+    media = FrameCache(cfg.frame_cache, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for model_name, model_path in cfg.models:
+        mcfg = cfg.for_model(model_path)  # this checkpoint's decoding defaults, recorded in the signature
         # Check every benchmark's settings before loading the model: a mismatch must not cost a load.
         for bench_name in cfg.benchmarks:
             bench_dir = cfg.output_dir / model_name / bench_name
             bench_dir.mkdir(parents=True, exist_ok=True)
-            _check_run_config(bench_dir, cfg.run_signature(bench_name, model_path))
+            _check_run_config(bench_dir, mcfg.run_signature(bench_name, model_path))
         model = processor = None
         for bench_name in cfg.benchmarks:
             bench = BENCHMARKS[bench_name]
             bench_dir = cfg.output_dir / model_name / bench_name
             docs = docs_by_bench[bench_name]
             skip_ids = {d for d, _ in missing[bench_name]}
-            pending = done_doc_ids(bench_dir)
-            needs_generation = any(
-                i % dist.world == dist.rank and str(d["doc_id"]) not in pending and str(d["doc_id"]) not in skip_ids
-                for i, d in enumerate(docs)
-            )
+            needs_generation = _needs_generation(docs, skip_ids, bench_dir, state)
             if needs_generation and model is None:
-                _log(dist, f"loading {model_name} from {model_path} on {device}", all_ranks=True)
+                _log(state, f"loading {model_name} from {model_path} on {device}", all_ranks=True)
                 model, processor = load_model(model_path, device, cfg.attn_implementation)
             if needs_generation:
-                _run_shard(cfg, dist, bench, docs, skip_ids, bench_dir, model_name, model, processor, media)
-            dist.barrier()
-            if dist.is_main:
-                res = finalize_benchmark(cfg, bench_dir, bench_name, (model_name, model_path), docs, missing[bench_name])
+                _run_shard(mcfg, state, bench, docs, skip_ids, bench_dir, model_name, model, processor, media)
+            state.wait_for_everyone()
+            if state.is_main_process:
+                res = finalize_benchmark(mcfg, bench_dir, bench_name, (model_name, model_path), docs, missing[bench_name])
                 results.setdefault(model_name, {})[bench_name] = res
                 groups = ", ".join(f"{k} {v:.1f}" for k, v in res["groups"].items())
                 overall = "–" if res["overall"] is None else f"{res['overall']:.2f}"
-                _log(dist, f"{model_name} | {bench_name}: overall {overall} ({groups}) n={res['n']}"
-                           + (f", skipped {res['n_skipped_missing_media']}" if res["n_skipped_missing_media"] else ""))  # fmt: skip
+                _log(state, f"{model_name} | {bench_name}: overall {overall} ({groups}) n={res['n']}"
+                            + (f", skipped {res['n_skipped_missing_media']}" if res["n_skipped_missing_media"] else ""))  # fmt: skip
         del model, processor
         gc.collect()
         if device.type == "cuda":
@@ -643,20 +726,22 @@ def run(cfg: EvalConfig, dist: Dist | None = None) -> dict[str, dict[str, dict[s
     media.close()  # frames still being written to the disk cache
     stats = asdict(media.stats)
     stats["decoded_paths"] = sorted(set(stats["decoded_paths"]))
-    _atomic_write_text(cfg.output_dir / f"media_cache_stats.rank{dist.rank}.json", json.dumps(stats, indent=2) + "\n")
-    if dist.is_main:
-        if cfg.write_report:
+    _atomic_write_text(cfg.output_dir / f"media_cache_stats.rank{state.process_index}.json",
+                       json.dumps(stats, indent=2) + "\n")  # fmt: skip
+    if state.is_main_process:
+        if cfg.report:
             md, csv = write_report(cfg.output_dir)
-            _log(dist, f"report: {md} and {csv}")
-    dist.barrier()
+            _log(state, f"report: {md} and {csv}")
+    state.wait_for_everyone()
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``eval/run_eval.py``: one rank of an evaluation run."""
     cfg = parse_args(argv)
-    dist = Dist()
+    state = ranks.rank_state()  # a rank whose launcher is already gone stops here
     try:
-        run(cfg, dist)
+        run(cfg, state)
     finally:
-        dist.close()
+        state.destroy_process_group()
     return 0
