@@ -77,12 +77,8 @@ def grounding_samples(
     from spatialladder.analysis.questions import default_media_root
     from spatialladder.data import load_records
     from spatialladder.evaluation.benchmarks.base import seeded_subset
-    from spatialladder.training.conversations import (
-        ConversationSettings,
-        grounding_boxes,
-        load_rgb,
-        record_to_sample,
-    )
+    from spatialladder.media_inputs import load_rgb
+    from spatialladder.training.conversations import ConversationSettings, grounding_boxes, record_to_sample
 
     path = Path(path)
     records = load_records(path, media_root or default_media_root(path), kind="grounding", check_media=True)
@@ -311,13 +307,13 @@ def main(args: Any) -> int:
     from spatialladder.geometry import ResizeRule
 
     opts = dict(args.eval_options)
+    rule = ResizeRule(factor=MERGED_CELL, min_pixels=opts["min_pixels"], max_pixels=opts["max_pixels"])
     if args.grounding:
-        rule = ResizeRule(factor=MERGED_CELL, min_pixels=opts["min_pixels"], max_pixels=opts["max_pixels"])
         samples = grounding_samples(args.grounding, args.media_root, rule, args.limit, args.seed)
     else:
         bench, docs, _ = load_questions(benchmark=args.benchmark, data_root=args.data_root, questions=args.questions,
                                         media_root=args.media_root, limit=args.limit, seed=args.seed)  # fmt: skip
-        media = FrameCache(None, min_pixels=opts["min_pixels"], max_pixels=opts["max_pixels"])
+        media = FrameCache(None, resize=rule)
         samples = question_samples(bench, docs, opts["prompt_kind"], opts["num_frames"], media)
     result = attention_analysis(args.model, samples, Path(args.output_dir), overlays=args.overlays,
                                 answer_source=args.answer_source, **opts)  # fmt: skip

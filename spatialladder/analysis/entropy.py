@@ -128,6 +128,7 @@ def sample_replies(
         _check_run_config,
         _run_shard,
         done_doc_ids,
+        eval_media_config,
         find_missing_media,
         load_model,
         merge_rank_files,
@@ -149,7 +150,7 @@ def sample_replies(
         device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
         torch.manual_seed(cfg.seed + dist.rank)
         model, processor = load_model(model_path, device, cfg.attn_implementation)
-        media = FrameCache(None, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+        media = FrameCache(None, resize=eval_media_config(cfg).resize_rule(processor))
         _run_shard(cfg, dist, bench, docs, set(), bench_dir, model_name, model, processor, media)
         media.close()
         del model, processor
