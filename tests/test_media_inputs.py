@@ -40,15 +40,19 @@ from spatialladder.training.grpo import spatial_rows
 from spatialladder.training.grpo_trainer import IMAGES_COLUMN, VIDEO_COLUMN, process_sample
 from spatialladder.training.modeling import load_processor
 
-MIN_PX, MAX_PX = 16 * 28 * 28, 128 * 28 * 28  # the recipes' training bounds
-FRAME = (140, 112)  # width, height: 5 x 4 cells of 28 px, inside the bounds (no resize)
+# Below the tiny checkpoint's max (50176 px), so that the bounds decide the grids: evaluation must
+# apply the run's bounds per call to see what training sees.
+MIN_PX, MAX_PX = 4 * 28 * 28, 16 * 28 * 28
+FRAME = (112, 84)  # width, height: 4 x 3 cells of 28 px, inside the bounds (no resize)
 DATA_TYPES = ("single_image", "multi_view", "video")
-# Hand-worked grids (t, h, w) in 14-px patches: 160x120 -> smart_resize 168x112; 192x96 -> 196x84;
-# 8 frames of 140x112 -> 4 temporal patches of 2 frames, 8x10 patches, 1 s each at 2 fps.
+# Hand-worked grids (t, h, w) in 14-px patches. 160x120 = 19200 px > 12544: beta = sqrt(19200 / 12544)
+# = 1.237, floor(120 / 1.237 / 28) = 3 and floor(160 / 1.237 / 28) = 4 cells -> 112x84. 192x96 on the
+# grid is 196x84 = 16464 px > 12544: beta = sqrt(18432 / 12544) = 1.212 -> 2 x 5 cells = 140x56.
+# 8 frames of 112x84 -> 4 temporal patches of 2 frames, 6x8 patches, 1 s each at 2 fps.
 GRIDS = {
-    "single_image": ("image_grid_thw", [[1, 8, 12]]),
-    "multi_view": ("image_grid_thw", [[1, 6, 14]] * 8),
-    "video": ("video_grid_thw", [[4, 8, 10]]),
+    "single_image": ("image_grid_thw", [[1, 6, 8]]),
+    "multi_view": ("image_grid_thw", [[1, 4, 10]] * 8),
+    "video": ("video_grid_thw", [[4, 6, 8]]),
 }
 
 
@@ -207,11 +211,12 @@ def test_frame_cache_grid_comes_from_the_processor(tiny_model_dir: Path, tmp_pat
     frames = [Image.new("RGB", (200, 150), (30 * i, 60, 90)) for i in range(4)]
     cache = FrameCache(None, resize=rule)
     video = cache.video(write_lossless_video(frames, tmp_path / "v.mov", fps=4), 4)
-    # smart_resize(150, 200, factor 32, 12544, 100352) = 160 x 192 (round(150/32)=5, round(200/32)=6)
-    assert {f.size for f in video.frames} == {(192, 160)}
+    # 200x150 = 30000 px > 12544: beta = sqrt(30000 / 12544) = 1.547, floor(150 / 1.547 / 32) = 3 and
+    # floor(200 / 1.547 / 32) = 4 cells of 32 px -> 128x96 (a 28 grid would give 140x84).
+    assert {f.size for f in video.frames} == {(128, 96)}
     size = {"shortest_edge": MIN_PX, "longest_edge": MAX_PX}
     grid = processor.video_processor(videos=[video.frames], size=size, do_sample_frames=False)["video_grid_thw"]
-    assert grid.tolist() == [[2, 160 // 16, 192 // 16]]
+    assert grid.tolist() == [[2, 96 // 16, 128 // 16]]
 
 
 def test_load_rgb_and_collate_by_hand(tmp_path: Path) -> None:
