@@ -114,17 +114,15 @@ def question_samples(
 
 
 # ------------------------------------------------------------------------------ model
-def _encode(
-    processor: Any, messages: list[dict], sample: dict, size: dict, *, generation_prompt: bool
-) -> Any:
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt", "images_kwargs": {"size": size}}
-    if sample["images"]:
-        kwargs["images"] = sample["images"]
-    if sample["video"]:
-        kwargs["videos"] = [sample["video"]]
-        kwargs["videos_kwargs"] = {"size": size, "do_sample_frames": False}
-    return processor(**kwargs)
+def _encode(processor: Any, messages: list[dict], cfg: Any, *, generation_prompt: bool) -> dict[str, torch.Tensor]:
+    """One conversation as a batch of one, encoded as the eval runner encodes it."""
+    from spatialladder.evaluation.runner import eval_media_config
+    from spatialladder.media_inputs import collate_encoded, encode_messages, pad_token_id
+
+    encoded = encode_messages(
+        processor, messages, config=eval_media_config(cfg), add_generation_prompt=generation_prompt
+    )
+    return collate_encoded([encoded], pad_token_id=pad_token_id(processor), padding_side="left")
 
 
 def analyse_sample(
@@ -135,7 +133,6 @@ def analyse_sample(
     from spatialladder.geometry import ResizeRule
     from spatialladder.prompts import build_messages
 
-    size = {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}
     prompt_messages = build_messages(sample["prompt"], sample["images"], video=sample["video"])
     if answer_source == "generated":
         answer = generate_batch(model, processor, [prompt_messages], _generation_config(model, cfg), cfg)[0]
@@ -143,11 +140,9 @@ def analyse_sample(
         raise ValueError(f"{sample['source']}: no reference answer (use answer_source='generated')")
     else:
         answer = sample["reference"]
-    prompt_len = _encode(processor, prompt_messages, sample, size, generation_prompt=True)["input_ids"].shape[
-        1
-    ]
+    prompt_len = _encode(processor, prompt_messages, cfg, generation_prompt=True)["input_ids"].shape[1]
     full_messages = build_messages(sample["prompt"], sample["images"], video=sample["video"], answer=answer)
-    inputs = _encode(processor, full_messages, sample, size, generation_prompt=False).to(model.device)
+    inputs = {k: v.to(model.device) for k, v in _encode(processor, full_messages, cfg, generation_prompt=False).items()}
     ids = inputs["input_ids"][0]
     end_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     ends = (ids == end_id).nonzero().flatten().tolist()
