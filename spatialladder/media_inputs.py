@@ -176,7 +176,10 @@ def encode_messages(
         processor_kwargs=processor_kwargs,
         **(chat_template_kwargs or {}),
     )
-    encoded: dict[str, torch.Tensor] = {"input_ids": out["input_ids"][0], "attention_mask": out["attention_mask"][0]}
+    encoded: dict[str, torch.Tensor] = {
+        "input_ids": out["input_ids"][0],
+        "attention_mask": out["attention_mask"][0],
+    }
     if "mm_token_type_ids" in out:
         encoded["mm_token_type_ids"] = out["mm_token_type_ids"][0]
     if assistant_mask:
@@ -184,7 +187,9 @@ def encode_messages(
     for key in MEDIA_KEYS:
         value = out.get(key)
         if value is not None:
-            encoded[key] = torch.as_tensor(value, dtype=torch.float32 if key == "second_per_grid_ts" else None)
+            encoded[key] = torch.as_tensor(
+                value, dtype=torch.float32 if key == "second_per_grid_ts" else None
+            )
     return encoded
 
 
@@ -219,7 +224,9 @@ def collate_encoded(
     (``pad_values`` adds keys, e.g. ``labels``), vision tensors concatenated (:func:`collate_media`)."""
     if not encoded:
         raise ValueError("an empty batch")
-    batch = {"input_ids": pad([e["input_ids"] for e in encoded], pad_token_id, padding_side, pad_to_multiple_of)}
+    batch = {
+        "input_ids": pad([e["input_ids"] for e in encoded], pad_token_id, padding_side, pad_to_multiple_of)
+    }
     for key, value in {**TOKEN_PAD_VALUES, **(pad_values or {})}.items():
         if key in encoded[0]:
             batch[key] = pad([e[key] for e in encoded], value, padding_side, pad_to_multiple_of)

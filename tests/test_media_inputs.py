@@ -103,14 +103,24 @@ def eval_setup(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 def sft_inputs(processor: Any, record: Any) -> dict[str, torch.Tensor]:
     sample = record_to_sample(record, ConversationSettings(prompt_kind="direct", video_frames=8))
-    collator = SpatialSFTCollator(processor, chat_template=resolve_training_chat_template(processor), video_fps=2.0)
-    return {k: v[0] if k in ("input_ids", "labels", "mm_token_type_ids") else v for k, v in collator([sample]).items()}
+    collator = SpatialSFTCollator(
+        processor, chat_template=resolve_training_chat_template(processor), video_fps=2.0
+    )
+    return {
+        k: v[0] if k in ("input_ids", "labels", "mm_token_type_ids") else v
+        for k, v in collator([sample]).items()
+    }
 
 
 def grpo_inputs(processor: Any, record: Any) -> dict[str, torch.Tensor]:
     row = spatial_rows([record], "direct", 8)[0]
-    sample = process_sample(processor, row["prompt"], row[IMAGES_COLUMN], row[VIDEO_COLUMN] or None, MediaConfig())
-    return {"input_ids": torch.tensor(sample.prompt_ids), **{k: v for k, v in sample.tensors.items() if v is not None}}
+    sample = process_sample(
+        processor, row["prompt"], row[IMAGES_COLUMN], row[VIDEO_COLUMN] or None, MediaConfig()
+    )
+    return {
+        "input_ids": torch.tensor(sample.prompt_ids),
+        **{k: v for k, v in sample.tensors.items() if v is not None},
+    }
 
 
 def eval_messages(record: Any, video_file: Path, cache: FrameCache) -> list[dict[str, Any]]:
@@ -172,13 +182,16 @@ def test_eval_batch_mixing_images_and_video_keeps_each_sample(three_paths, recor
     processor, cfg = eval_setup
     cache = FrameCache(None, resize=eval_media_config(cfg).resize_rule(processor))
     order = ["single_image", "video", "multi_view"]
-    batch = batch_inputs(processor, [eval_messages(records["by_type"][t], records["video_file"], cache) for t in order], cfg)
+    batch = batch_inputs(
+        processor, [eval_messages(records["by_type"][t], records["video_file"], cache) for t in order], cfg
+    )
     width = batch["input_ids"].shape[1]
     for row, data_type in enumerate(order):
         alone = three_paths[data_type]["eval"]
         n = alone["input_ids"].numel()
         assert torch.equal(batch["input_ids"][row, width - n :], alone["input_ids"])
-        assert (batch["attention_mask"][row, : width - n] == 0).all() and batch["attention_mask"][row, width - n :].all()
+        mask = batch["attention_mask"][row]
+        assert (mask[: width - n] == 0).all() and mask[width - n :].all()
     for key in MEDIA_KEYS:
         parts = [three_paths[t]["eval"][key] for t in order if key in three_paths[t]["eval"]]
         assert torch.equal(batch[key], torch.cat(parts))
@@ -215,7 +228,9 @@ def test_frame_cache_grid_comes_from_the_processor(tiny_model_dir: Path, tmp_pat
     # floor(200 / 1.547 / 32) = 4 cells of 32 px -> 128x96 (a 28 grid would give 140x84).
     assert {f.size for f in video.frames} == {(128, 96)}
     size = {"shortest_edge": MIN_PX, "longest_edge": MAX_PX}
-    grid = processor.video_processor(videos=[video.frames], size=size, do_sample_frames=False)["video_grid_thw"]
+    grid = processor.video_processor(videos=[video.frames], size=size, do_sample_frames=False)[
+        "video_grid_thw"
+    ]
     assert grid.tolist() == [[2, 96 // 16, 128 // 16]]
 
 

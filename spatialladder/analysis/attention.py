@@ -114,7 +114,9 @@ def question_samples(
 
 
 # ------------------------------------------------------------------------------ model
-def _encode(processor: Any, messages: list[dict], cfg: Any, *, generation_prompt: bool) -> dict[str, torch.Tensor]:
+def _encode(
+    processor: Any, messages: list[dict], cfg: Any, *, generation_prompt: bool
+) -> dict[str, torch.Tensor]:
     """One conversation as a batch of one, encoded as the eval runner encodes it."""
     from spatialladder.evaluation.runner import eval_media_config
     from spatialladder.media_inputs import collate_encoded, encode_messages, pad_token_id
@@ -142,7 +144,10 @@ def analyse_sample(
         answer = sample["reference"]
     prompt_len = _encode(processor, prompt_messages, cfg, generation_prompt=True)["input_ids"].shape[1]
     full_messages = build_messages(sample["prompt"], sample["images"], video=sample["video"], answer=answer)
-    inputs = {k: v.to(model.device) for k, v in _encode(processor, full_messages, cfg, generation_prompt=False).items()}
+    inputs = {
+        k: v.to(model.device)
+        for k, v in _encode(processor, full_messages, cfg, generation_prompt=False).items()
+    }
     ids = inputs["input_ids"][0]
     end_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     ends = (ids == end_id).nonzero().flatten().tolist()

@@ -156,7 +156,9 @@ class FrameCache:
     # -- keys -------------------------------------------------------------------------------------
     def _rule(self) -> ResizeRule:
         if self.resize is None:
-            raise RuntimeError("FrameCache.resize is not set: give the processor's ResizeRule before decoding videos")
+            raise RuntimeError(
+                "FrameCache.resize is not set: give it the processor's ResizeRule before decoding a video"
+            )
         return self.resize
 
     def key(self, path: str | Path, num_frames: int) -> str:
@@ -256,6 +258,6 @@ class FrameCache:
             self._writer.shutdown(wait=True)
             self._writer = None
 
-    # -- images (not cached: an image is read once per question) --------------------------------------
-    image = staticmethod(load_rgb)  # a path
-    image_bytes = staticmethod(load_rgb)  # bytes embedded in a parquet
+    # -- images (read as they come, not cached) --------------------------------------------------
+    image = staticmethod(load_rgb)  # from a path
+    image_bytes = staticmethod(load_rgb)  # from bytes embedded in a parquet
