@@ -41,6 +41,7 @@ from PIL import Image
 
 from spatialladder.evaluation.media import FrameCache, decode_video_frames, resize_to_budget
 from spatialladder.evaluation.runner import shard_indices
+from spatialladder.geometry import ResizeRule
 from spatialladder.synthetic import make_scene, render_frame, write_mp4
 
 
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-pixels", type=int, default=512 * 28 * 28)
     p.add_argument("--processes", type=int, default=2, help="ranks of the multi-process case (0: skip it)")
     p.add_argument("--skip-single", action="store_true", help="only the multi-process case")
+    p.add_argument("--grid", type=int, default=28, help="resize grid: patch x merge size (Qwen2.5-VL: 14 x 2)")
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "spatialladder-bench-eval-media")
     args = p.parse_args(argv)
     w, h = (int(x) for x in args.size.lower().split("x"))
@@ -155,17 +157,18 @@ def single_process_case(videos: list[Path], args: argparse.Namespace, size: tupl
     w, h = size
     questions = [videos[q % args.videos] for q in range(args.videos * args.questions)]  # interleaved
     n = args.num_frames
+    rule = ResizeRule(factor=args.grid, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
 
     t0 = time.perf_counter()
     per_question = []
     for path in questions:
         frames, _, _, _ = decode_video_frames(path, n)
-        per_question.append([resize_to_budget(f, args.min_pixels, args.max_pixels) for f in frames])
+        per_question.append([resize_to_budget(f, rule) for f in frames])
     t_naive = time.perf_counter() - t0
 
     cache_dir = args.work_dir / "frame_cache"
     shutil.rmtree(cache_dir, ignore_errors=True)
-    cold = FrameCache(cache_dir, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    cold = FrameCache(cache_dir, resize=rule)
     t0 = time.perf_counter()
     cold_out = [cold.video(path, n) for path in questions]
     t_cold = time.perf_counter() - t0  # disk writes overlap with this (background thread) ...
@@ -173,7 +176,7 @@ def single_process_case(videos: list[Path], args: argparse.Namespace, size: tupl
     cold.close()
     t_flush = time.perf_counter() - t0  # ... and this is what was still pending at the end
 
-    warm = FrameCache(cache_dir, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    warm = FrameCache(cache_dir, resize=rule)
     t0 = time.perf_counter()
     warm_out = [warm.video(path, n) for path in questions]
     t_warm = time.perf_counter() - t0

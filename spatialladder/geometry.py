@@ -17,11 +17,12 @@ Box = Sequence[float]
 
 @dataclass(frozen=True)
 class ResizeRule:
-    """Qwen2-VL ``smart_resize`` parameters: side multiple ``factor``, pixel-count bounds."""
+    """Qwen2-VL ``smart_resize`` parameters: side multiple ``factor`` (the processor's patch size x
+    merge size), pixel-count bounds. Build it with :meth:`from_processor`: no default grid here."""
 
-    factor: int = 28
-    min_pixels: int = 4 * 28 * 28
-    max_pixels: int = 16384 * 28 * 28
+    factor: int
+    min_pixels: int
+    max_pixels: int
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) of an image of the given size after the processor's resize."""
@@ -29,8 +30,11 @@ class ResizeRule:
         return new_w, new_h
 
     @classmethod
-    def from_processor(cls, processor: Any) -> ResizeRule:
-        """Read factor and pixel bounds from a processor or its image processor.
+    def from_processor(
+        cls, processor: Any, *, min_pixels: int | None = None, max_pixels: int | None = None
+    ) -> ResizeRule:
+        """Read factor and pixel bounds from a processor or its image processor; an explicit
+        ``min_pixels``/``max_pixels`` replaces the processor's bound (evaluation's per-call bounds).
 
         transformers 5.x keeps the bounds in ``size`` (``shortest_edge``/``longest_edge`` hold
         min/max *pixels*), older releases in ``min_pixels``/``max_pixels``; accept both.
@@ -39,8 +43,8 @@ class ResizeRule:
         factor = int(ip.patch_size) * int(ip.merge_size)
         size = getattr(ip, "size", None) or {}
         get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
-        min_px = getattr(ip, "min_pixels", None) or get("min_pixels") or get("shortest_edge")
-        max_px = getattr(ip, "max_pixels", None) or get("max_pixels") or get("longest_edge")
+        min_px = min_pixels or getattr(ip, "min_pixels", None) or get("min_pixels") or get("shortest_edge")
+        max_px = max_pixels or getattr(ip, "max_pixels", None) or get("max_pixels") or get("longest_edge")
         if min_px is None or max_px is None:
             raise ValueError(f"cannot read min/max pixels from {type(ip).__name__}.size={size!r}")
         return cls(factor=factor, min_pixels=int(min_px), max_pixels=int(max_px))

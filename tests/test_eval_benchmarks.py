@@ -157,7 +157,9 @@ def test_prompt_kinds(fx: Path) -> None:
 
 
 def test_build_request_decodes_media(fx: Path) -> None:
-    media = FrameCache(None, min_pixels=4 * 28 * 28, max_pixels=64 * 28 * 28)
+    from spatialladder.geometry import ResizeRule
+
+    media = FrameCache(None, resize=ResizeRule(factor=28, min_pixels=4 * 28 * 28, max_pixels=64 * 28 * 28))
     vsi = BENCHMARKS["VSI-Bench"].load_docs(fx)[0]
     msgs = BENCHMARKS["VSI-Bench"].build_request(vsi, prompt_kind="official", num_frames=6, media=media)
     parts = msgs[-1]["content"]

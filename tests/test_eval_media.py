@@ -11,9 +11,11 @@ from PIL import Image
 
 from spatialladder.evaluation import media as media_mod
 from spatialladder.evaluation.media import FrameCache, decode_video_frames, sample_indices
+from spatialladder.geometry import ResizeRule
 from spatialladder.synthetic import write_mp4
 
 MIN_PX, MAX_PX = 4 * 28 * 28, 64 * 28 * 28
+RULE = ResizeRule(factor=28, min_pixels=MIN_PX, max_pixels=MAX_PX)  # Qwen2.5-VL's grid: 14 px x 2 merge
 
 
 def _video(path: Path, n: int, seed: int = 0) -> Path:
@@ -53,7 +55,7 @@ def test_cache_decodes_each_video_once(tmp_path: Path, monkeypatch: pytest.Monke
         return real(path, n)
 
     monkeypatch.setattr(media_mod, "decode_video_frames", counting)
-    cache = FrameCache(tmp_path / "cache", min_pixels=MIN_PX, max_pixels=MAX_PX, memory_items=8)
+    cache = FrameCache(tmp_path / "cache", resize=RULE, memory_items=8)
     questions = [videos[q % 3] for q in range(18)]  # interleaved, 6 questions per video
     first = [cache.video(p, 6) for p in questions]
     cache.flush()
@@ -63,7 +65,7 @@ def test_cache_decodes_each_video_once(tmp_path: Path, monkeypatch: pytest.Monke
 
     # a fresh cache (resumed run / another rank) reads the disk cache: no decode, identical pixels
     calls.clear()
-    warm = FrameCache(tmp_path / "cache", min_pixels=MIN_PX, max_pixels=MAX_PX)
+    warm = FrameCache(tmp_path / "cache", resize=RULE)
     again = [warm.video(p, 6) for p in questions]
     assert calls == [] and warm.stats.disk_hits == 3
     for a, b in zip(first, again):
@@ -74,8 +76,10 @@ def test_cache_decodes_each_video_once(tmp_path: Path, monkeypatch: pytest.Monke
 
     # the key covers num_frames, the pixel budget and the file itself
     assert warm.key(videos[0], 6) != warm.key(videos[0], 8)
-    other = FrameCache(tmp_path / "cache", min_pixels=MIN_PX, max_pixels=32 * 28 * 28)
+    other = FrameCache(tmp_path / "cache", resize=ResizeRule(28, MIN_PX, 32 * 28 * 28))
     assert other.key(videos[0], 6) != warm.key(videos[0], 6)
+    other_grid = FrameCache(tmp_path / "cache", resize=ResizeRule(32, MIN_PX, MAX_PX))
+    assert other_grid.key(videos[0], 6) != warm.key(videos[0], 6)
     before = warm.key(videos[0], 6)
     st = os.stat(videos[0])
     os.utime(videos[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
@@ -84,7 +88,7 @@ def test_cache_decodes_each_video_once(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_lru_evicts_and_memory_only_mode(tmp_path: Path) -> None:
     videos = [_video(tmp_path / f"v{i}.mp4", 12, seed=i) for i in range(3)]
-    cache = FrameCache(None, min_pixels=MIN_PX, max_pixels=MAX_PX, memory_items=2)
+    cache = FrameCache(None, resize=RULE, memory_items=2)
     for p in [*videos, videos[0]]:
         cache.video(p, 4)
     assert cache.stats.decodes == 4  # v0 was evicted by v2

@@ -77,12 +77,8 @@ def grounding_samples(
     from spatialladder.analysis.questions import default_media_root
     from spatialladder.data import load_records
     from spatialladder.evaluation.benchmarks.base import seeded_subset
-    from spatialladder.training.conversations import (
-        ConversationSettings,
-        grounding_boxes,
-        load_rgb,
-        record_to_sample,
-    )
+    from spatialladder.media_inputs import load_rgb
+    from spatialladder.training.conversations import ConversationSettings, grounding_boxes, record_to_sample
 
     path = Path(path)
     records = load_records(path, media_root or default_media_root(path), kind="grounding", check_media=True)
@@ -119,16 +115,16 @@ def question_samples(
 
 # ------------------------------------------------------------------------------ model
 def _encode(
-    processor: Any, messages: list[dict], sample: dict, size: dict, *, generation_prompt: bool
-) -> Any:
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt", "images_kwargs": {"size": size}}
-    if sample["images"]:
-        kwargs["images"] = sample["images"]
-    if sample["video"]:
-        kwargs["videos"] = [sample["video"]]
-        kwargs["videos_kwargs"] = {"size": size, "do_sample_frames": False}
-    return processor(**kwargs)
+    processor: Any, messages: list[dict], cfg: Any, *, generation_prompt: bool
+) -> dict[str, torch.Tensor]:
+    """One conversation as a batch of one, encoded as the eval runner encodes it."""
+    from spatialladder.evaluation.runner import eval_media_config
+    from spatialladder.media_inputs import collate_encoded, encode_messages, pad_token_id
+
+    encoded = encode_messages(
+        processor, messages, config=eval_media_config(cfg), add_generation_prompt=generation_prompt
+    )
+    return collate_encoded([encoded], pad_token_id=pad_token_id(processor), padding_side="left")
 
 
 def analyse_sample(
@@ -139,7 +135,6 @@ def analyse_sample(
     from spatialladder.geometry import ResizeRule
     from spatialladder.prompts import build_messages
 
-    size = {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}
     prompt_messages = build_messages(sample["prompt"], sample["images"], video=sample["video"])
     if answer_source == "generated":
         answer = generate_batch(model, processor, [prompt_messages], _generation_config(model, cfg), cfg)[0]
@@ -147,11 +142,12 @@ def analyse_sample(
         raise ValueError(f"{sample['source']}: no reference answer (use answer_source='generated')")
     else:
         answer = sample["reference"]
-    prompt_len = _encode(processor, prompt_messages, sample, size, generation_prompt=True)["input_ids"].shape[
-        1
-    ]
+    prompt_len = _encode(processor, prompt_messages, cfg, generation_prompt=True)["input_ids"].shape[1]
     full_messages = build_messages(sample["prompt"], sample["images"], video=sample["video"], answer=answer)
-    inputs = _encode(processor, full_messages, sample, size, generation_prompt=False).to(model.device)
+    inputs = {
+        k: v.to(model.device)
+        for k, v in _encode(processor, full_messages, cfg, generation_prompt=False).items()
+    }
     ids = inputs["input_ids"][0]
     end_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     ends = (ids == end_id).nonzero().flatten().tolist()
@@ -311,13 +307,13 @@ def main(args: Any) -> int:
     from spatialladder.geometry import ResizeRule
 
     opts = dict(args.eval_options)
+    rule = ResizeRule(factor=MERGED_CELL, min_pixels=opts["min_pixels"], max_pixels=opts["max_pixels"])
     if args.grounding:
-        rule = ResizeRule(factor=MERGED_CELL, min_pixels=opts["min_pixels"], max_pixels=opts["max_pixels"])
         samples = grounding_samples(args.grounding, args.media_root, rule, args.limit, args.seed)
     else:
         bench, docs, _ = load_questions(benchmark=args.benchmark, data_root=args.data_root, questions=args.questions,
                                         media_root=args.media_root, limit=args.limit, seed=args.seed)  # fmt: skip
-        media = FrameCache(None, min_pixels=opts["min_pixels"], max_pixels=opts["max_pixels"])
+        media = FrameCache(None, resize=rule)
         samples = question_samples(bench, docs, opts["prompt_kind"], opts["num_frames"], media)
     result = attention_analysis(args.model, samples, Path(args.output_dir), overlays=args.overlays,
                                 answer_source=args.answer_source, **opts)  # fmt: skip

@@ -128,6 +128,7 @@ def sample_replies(
         _check_run_config,
         _needs_generation,
         _run_shard,
+        eval_media_config,
         find_missing_media,
         load_model,
         locked_output,
@@ -147,7 +148,7 @@ def sample_replies(
         if _needs_generation(docs, set(), bench_dir, state):
             torch.manual_seed(cfg.seed + state.process_index)
             model, processor = load_model(model_path, state.device, cfg.attn_implementation)
-            media = FrameCache(None, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+            media = FrameCache(None, resize=eval_media_config(cfg).resize_rule(processor))
             _run_shard(cfg, state, bench, docs, set(), bench_dir, model_name, model, processor, media)
             media.close()
             del model, processor

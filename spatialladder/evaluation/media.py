@@ -4,12 +4,14 @@ VSI-Bench asks ~18 questions per video; decoding a 2-minute ScanNet video for ev
 dominate evaluation time. :class:`FrameCache` decodes each (video, num_frames, pixel budget) once and
 reuses the sampled frames: an in-memory LRU serves the questions of the video being processed, and an
 on-disk cache (one lossless ``.npz`` per key) serves later runs, other ranks and other models. The key
-is (resolved path, mtime, size, num_frames, min_pixels, max_pixels), so a replaced video or a
-different sampling never reuses stale frames.
+is (resolved path, mtime, size, num_frames, resize grid, min_pixels, max_pixels), so a replaced video
+or a different sampling never reuses stale frames.
 
-Frames are stored already resized to the Qwen2.5-VL ``smart_resize`` grid for the pixel budget; the
+Frames are stored already resized by the processor's ``smart_resize`` rule for the pixel budget
+(:class:`~spatialladder.geometry.ResizeRule`: the grid comes from the processor's patch size); the
 processor's own resize to the same budget is then the identity. Storage is lossless so the first run
 (frames straight from the decoder) and a resumed run (frames from disk) feed the model identical pixels.
+Images are loaded with :func:`spatialladder.media_inputs.load_rgb`, the loader of training too.
 """
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
+from transformers.video_utils import VideoMetadata
+
+from spatialladder.geometry import ResizeRule
+from spatialladder.media_inputs import load_rgb, video_metadata
 
 __all__ = ["CacheStats", "FrameCache", "SampledVideo", "decode_video_frames", "resize_to_budget", "sample_indices"]
 
 CACHE_FORMAT_VERSION = 1  # bump when the stored layout or the resize rule changes
-PATCH_FACTOR = 28  # Qwen2.5-VL: 14 px patches merged 2x2
 
 
 def sample_indices(total_frames: int, num_frames: int) -> np.ndarray:
@@ -47,17 +51,10 @@ def sample_indices(total_frames: int, num_frames: int) -> np.ndarray:
     return np.linspace(0, total_frames - 1, num_frames, dtype=int)
 
 
-def smart_resize_dims(height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Qwen2-VL's ``smart_resize`` (both sides multiples of 28, area within the budget)."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-    return smart_resize(height, width, factor=PATCH_FACTOR, min_pixels=min_pixels, max_pixels=max_pixels)
-
-
-def resize_to_budget(frame: np.ndarray, min_pixels: int, max_pixels: int) -> np.ndarray:
+def resize_to_budget(frame: np.ndarray, rule: ResizeRule) -> np.ndarray:
     """Resize an (H, W, 3) uint8 frame to its smart_resize size (bicubic, like the Qwen processors)."""
     h, w = frame.shape[:2]
-    nh, nw = smart_resize_dims(h, w, min_pixels, max_pixels)
+    nw, nh = rule.resized_size(w, h)
     if (nh, nw) == (h, w):
         return frame
     return np.asarray(Image.fromarray(frame).resize((nw, nh), Image.Resampling.BICUBIC))
@@ -118,16 +115,10 @@ class SampledVideo:
     fps: float
     total_frames: int
 
-    def metadata(self) -> dict[str, Any]:
-        """Fields of ``transformers.video_utils.VideoMetadata``: its ``sampled_fps`` (= len(indices) /
-        total * fps) sets Qwen2.5-VL's seconds-per-temporal-patch, as qwen-vl-utils does."""
-        return {
-            "total_num_frames": self.total_frames,
-            "fps": self.fps,
-            "frames_indices": list(self.indices),
-            "width": self.frames[0].width,
-            "height": self.frames[0].height,
-        }
+    def metadata(self) -> VideoMetadata:
+        """Where the frames came from: its ``sampled_fps`` (= len(indices) / total * fps) sets
+        Qwen2.5-VL's seconds-per-temporal-patch, as qwen-vl-utils does."""
+        return video_metadata(self.frames, self.fps, self.indices, self.total_frames)
 
 
 @dataclass
@@ -139,23 +130,20 @@ class CacheStats:
 
 
 class FrameCache:
-    """Sampled video frames decoded once per (video, num_frames, pixel budget); images loaded as RGB.
+    """Sampled video frames decoded once per (video, num_frames, resize rule); images loaded as RGB.
 
+    ``resize`` is the processor's rule for the run's pixel budget
+    (:meth:`spatialladder.media_inputs.MediaConfig.resize_rule`); it may be set after construction
+    (the eval runner learns it when it loads a model) but before the first video.
     ``cache_dir=None`` keeps only the in-memory LRU of ``memory_items`` videos. Safe for several
     processes sharing ``cache_dir``: files are written to a temporary name and atomically renamed.
     """
 
     def __init__(
-        self,
-        cache_dir: str | Path | None = None,
-        *,
-        min_pixels: int = 16 * 28 * 28,
-        max_pixels: int = 512 * 28 * 28,
-        memory_items: int = 8,
+        self, cache_dir: str | Path | None = None, *, resize: ResizeRule | None = None, memory_items: int = 8
     ) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.min_pixels = int(min_pixels)
-        self.max_pixels = int(max_pixels)
+        self.resize = resize
         self.memory_items = int(memory_items)
         self.stats = CacheStats()
         self._lru: OrderedDict[str, SampledVideo] = OrderedDict()
@@ -166,12 +154,20 @@ class FrameCache:
         self._pending: list[Future[None]] = []
 
     # -- keys -------------------------------------------------------------------------------------
+    def _rule(self) -> ResizeRule:
+        if self.resize is None:
+            raise RuntimeError(
+                "FrameCache.resize is not set: give it the processor's ResizeRule before decoding a video"
+            )
+        return self.resize
+
     def key(self, path: str | Path, num_frames: int) -> str:
         p = Path(path).resolve()
         st = p.stat()
+        rule = self._rule()
         raw = "|".join(
             map(str, (CACHE_FORMAT_VERSION, p, st.st_mtime_ns, st.st_size, num_frames,
-                      self.min_pixels, self.max_pixels))
+                      rule.factor, rule.min_pixels, rule.max_pixels))
         )  # fmt: skip
         return hashlib.sha1(raw.encode()).hexdigest()
 
@@ -208,7 +204,8 @@ class FrameCache:
         frames, indices, fps, total = decode_video_frames(path, num_frames)
         self.stats.decodes += 1
         self.stats.decoded_paths.append(str(path))
-        resized = [resize_to_budget(f, self.min_pixels, self.max_pixels) for f in frames]
+        rule = self._rule()
+        resized = [resize_to_budget(f, rule) for f in frames]
         return SampledVideo([Image.fromarray(f) for f in resized], [int(i) for i in indices], fps, total)
 
     def _load_disk(self, key: str) -> SampledVideo | None:
@@ -261,13 +258,6 @@ class FrameCache:
             self._writer.shutdown(wait=True)
             self._writer = None
 
-    # -- images -----------------------------------------------------------------------------------
-    @staticmethod
-    def image(path: str | Path) -> Image.Image:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-
-    @staticmethod
-    def image_bytes(data: bytes) -> Image.Image:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.convert("RGB")
+    # -- images (read as they come, not cached) --------------------------------------------------
+    image = staticmethod(load_rgb)  # from a path
+    image_bytes = staticmethod(load_rgb)  # from bytes embedded in a parquet

@@ -36,7 +36,7 @@ import time
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spatialladder.evaluation import ranks
 from spatialladder.evaluation.benchmarks import (
@@ -55,6 +55,9 @@ from spatialladder.evaluation.results import (
     score_records,
 )
 from spatialladder.positions import POSITION_CONVENTION, install_original_positions, resume_hint
+
+if TYPE_CHECKING:  # media_inputs pulls in transformers and TRL; keep `run_eval --help` light
+    from spatialladder.media_inputs import MediaConfig
 
 __all__ = [
     "EvalConfig",
@@ -516,36 +519,48 @@ def blind_image(image: Any) -> Any:
     return Image.new("RGB", size, BLIND_GREY)
 
 
+def _blind_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with every image and video frame replaced by :func:`blind_image`."""
+    out = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = [
+                {**part, "image": blind_image(part["image"])} if part.get("type") == "image"
+                else {**part, "video": [blind_image(f) for f in part["video"]]} if part.get("type") == "video"
+                else part
+                for part in content
+            ]  # fmt: skip
+        out.append({**message, "content": content})
+    return out
+
+
+def eval_media_config(cfg: EvalConfig) -> MediaConfig:
+    """How eval media become inputs: the run's pixel bounds, applied per processor call."""
+    from spatialladder.media_inputs import MediaConfig
+
+    return MediaConfig(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+
+
+def batch_inputs(processor: Any, batch_messages: Sequence[list[dict[str, Any]]], cfg: EvalConfig) -> dict[str, Any]:
+    """Model inputs of a batch of chat messages: each encoded like a training sample
+    (:func:`spatialladder.media_inputs.encode_messages`), left-padded for generation."""
+    from spatialladder.media_inputs import collate_encoded, encode_messages, pad_token_id
+
+    if cfg.blind:  # every benchmark's media pass here, so --blind is applied once, for all of them
+        batch_messages = [_blind_messages(m) for m in batch_messages]
+    config = eval_media_config(cfg)
+    encoded = [encode_messages(processor, m, config=config, add_generation_prompt=True) for m in batch_messages]
+    return collate_encoded(encoded, pad_token_id=pad_token_id(processor), padding_side="left")
+
+
 def generate_batch(
     model: Any, processor: Any, batch_messages: Sequence[list[dict[str, Any]]], gen_config: Any, cfg: EvalConfig
 ) -> list[str]:
     """Replies for a batch of chat messages (left padding; images/videos in message order)."""
     import torch
 
-    texts, images, videos, metas = [], [], [], []
-    for messages in batch_messages:
-        texts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-        for message in messages:
-            for part in message["content"] if isinstance(message["content"], list) else []:
-                # Every benchmark's media pass here, so --blind is applied once, for all of them.
-                if part.get("type") == "image":
-                    images.append(blind_image(part["image"]) if cfg.blind else part["image"])
-                elif part.get("type") == "video":
-                    videos.append([blind_image(f) for f in part["video"]] if cfg.blind else part["video"])
-                    metas.append(part.get("video_metadata"))
-    size = {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}
-    kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt",
-                              "images_kwargs": {"size": size}}  # fmt: skip
-    if images:
-        kwargs["images"] = images
-    if videos:
-        kwargs["videos"] = videos
-        kwargs["videos_kwargs"] = {"size": size, "do_sample_frames": False}  # frames are pre-sampled
-        if all(m is not None for m in metas):
-            from transformers.video_utils import VideoMetadata
-
-            kwargs["video_metadata"] = [VideoMetadata(**m) for m in metas]
-    inputs = processor(**kwargs).to(model.device)
+    inputs = {k: v.to(model.device) for k, v in batch_inputs(processor, batch_messages, cfg).items()}
     with torch.inference_mode():
         out = model.generate(**inputs, generation_config=gen_config)
     new_tokens = out[:, inputs["input_ids"].shape[1]:]
@@ -690,7 +705,7 @@ def _run_locked(cfg: EvalConfig, state: Any) -> dict[str, dict[str, dict[str, An
 
     device = state.device
     torch.manual_seed(cfg.seed + state.process_index)
-    media = FrameCache(cfg.frame_cache, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+    media = FrameCache(cfg.frame_cache)  # its resize rule comes with each model's processor
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for model_name, model_path in cfg.models:
         mcfg = cfg.for_model(model_path)  # this checkpoint's decoding defaults, recorded in the signature
@@ -709,6 +724,7 @@ def _run_locked(cfg: EvalConfig, state: Any) -> dict[str, dict[str, dict[str, An
             if needs_generation and model is None:
                 _log(state, f"loading {model_name} from {model_path} on {device}", all_ranks=True)
                 model, processor = load_model(model_path, device, cfg.attn_implementation)
+                media.resize = eval_media_config(cfg).resize_rule(processor)
             if needs_generation:
                 _run_shard(mcfg, state, bench, docs, skip_ids, bench_dir, model_name, model, processor, media)
             state.wait_for_everyone()

@@ -24,8 +24,9 @@ does the same masking for images, but:
 * it needs messages stored in the dataset, where Arrow gives every content part ``image``/``video``
   ``None`` keys that the Qwen template treats as extra placeholders.
 
-So each sample is processed alone (its own images or video, with metadata) and the collator pads
-and concatenates: ``pixel_values``/``image_grid_thw`` and ``pixel_values_videos``/
+So each sample is encoded alone by :func:`spatialladder.media_inputs.encode_messages` (its own
+images or video, with metadata: the path GRPO and evaluation take too) and the collator pads
+(TRL's ``pad``) and concatenates: ``pixel_values``/``image_grid_thw`` and ``pixel_values_videos``/
 ``video_grid_thw``/``second_per_grid_ts`` are all kept, in sample order, which is the order the
 model assigns features to placeholders.
 """
@@ -38,12 +39,10 @@ from typing import Any
 
 import torch
 
+from spatialladder.media_inputs import MediaConfig, collate_encoded, encode_messages, pad_token_id
 from spatialladder.training.conversations import sample_messages
 
 IGNORE_INDEX = -100
-MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
-# Per-token keys padded like input_ids (value used for padding).
-_TOKEN_KEYS = {"attention_mask": 0, "mm_token_type_ids": 0, "labels": IGNORE_INDEX}
 
 
 def resolve_training_chat_template(processor: Any) -> str | None:
@@ -95,44 +94,18 @@ class SpatialSFTCollator:
     video_fps: float = 2.0
     pad_to_multiple_of: int | None = None
 
-    @property
-    def pad_token_id(self) -> int:
-        tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        return int(pad)
-
     def encode(self, sample: dict[str, Any]) -> dict[str, Any]:
         """One sample -> 1-D ``input_ids``/``attention_mask``/``mm_token_type_ids``/``labels`` plus
         its vision tensors."""
-        from transformers.video_utils import VideoMetadata
-
-        messages = sample_messages(sample)
-        processor_kwargs: dict[str, Any] = {}
-        if sample.get("video"):
-            num_frames = len(sample["video"])
-            processor_kwargs["videos_kwargs"] = {
-                # The frame list is the sampled video: no resampling, and the frame rate GRPO and
-                # evaluation assume for frame lists.
-                "do_sample_frames": False,
-                "video_metadata": [
-                    VideoMetadata(
-                        total_num_frames=num_frames,
-                        fps=self.video_fps,
-                        frames_indices=list(range(num_frames)),
-                    )
-                ],
-            }
-        out = self.processor.apply_chat_template(
-            messages,
+        encoded = encode_messages(
+            self.processor,
+            sample_messages(sample),
+            config=MediaConfig(video_fps=self.video_fps),
+            assistant_mask=True,
             chat_template=self.chat_template,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            return_assistant_tokens_mask=True,
-            processor_kwargs=processor_kwargs,
         )
-        input_ids = out["input_ids"][0]
-        assistant = self._trim_after_end_of_turn(torch.as_tensor(out["assistant_masks"])[0].bool(), input_ids)
+        input_ids = encoded["input_ids"]
+        assistant = self._trim_after_end_of_turn(encoded.pop("assistant_masks"), input_ids)
         source = sample.get("source", "?")
         if not assistant.any():
             raise ValueError(
@@ -143,37 +116,17 @@ class SpatialSFTCollator:
                 f"{source}: sample is {input_ids.numel()} tokens (vision included), over max_length="
                 f"{self.max_length}; raise max_length or lower max_pixels / video_frames"
             )
-        encoded: dict[str, Any] = {
-            "input_ids": input_ids,
-            "attention_mask": out["attention_mask"][0],
-            "labels": torch.where(assistant, input_ids, torch.full_like(input_ids, IGNORE_INDEX)),
-        }
-        if "mm_token_type_ids" in out:
-            encoded["mm_token_type_ids"] = out["mm_token_type_ids"][0]
-        for key in MEDIA_KEYS:
-            value = out.get(key)
-            if value is not None:
-                encoded[key] = torch.as_tensor(
-                    value, dtype=torch.float32 if key == "second_per_grid_ts" else None
-                )
+        encoded["labels"] = torch.where(assistant, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
         return encoded
 
     def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        encoded = [self.encode(sample) for sample in samples]
-        length = max(e["input_ids"].numel() for e in encoded)
-        if self.pad_to_multiple_of:
-            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        batch: dict[str, torch.Tensor] = {
-            "input_ids": self._pad([e["input_ids"] for e in encoded], length, self.pad_token_id)
-        }
-        for key, value in _TOKEN_KEYS.items():
-            if key in encoded[0]:
-                batch[key] = self._pad([e[key] for e in encoded], length, value)
-        for key in MEDIA_KEYS:
-            parts = [e[key] for e in encoded if key in e]
-            if parts:
-                batch[key] = torch.cat(parts, dim=0)
-        return batch
+        return collate_encoded(
+            [self.encode(sample) for sample in samples],
+            pad_token_id=pad_token_id(self.processor),
+            padding_side="right",
+            pad_to_multiple_of=self.pad_to_multiple_of or None,
+            pad_values={"labels": IGNORE_INDEX},
+        )
 
     def _trim_after_end_of_turn(self, mask: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """Drop what a generation span holds after its end-of-turn token.
@@ -200,12 +153,5 @@ class SpatialSFTCollator:
                 mask[ends[-1] + 1 : span[-1] + 1] = False
         return mask
 
-    @staticmethod
-    def _pad(rows: Sequence[torch.Tensor], length: int, value: int) -> torch.Tensor:
-        out = torch.full((len(rows), length), value, dtype=rows[0].dtype)
-        for i, row in enumerate(rows):
-            out[i, : row.numel()] = row
-        return out
 
-
-__all__ = ["IGNORE_INDEX", "MEDIA_KEYS", "SpatialSFTCollator", "resolve_training_chat_template"]
+__all__ = ["IGNORE_INDEX", "SpatialSFTCollator", "resolve_training_chat_template"]

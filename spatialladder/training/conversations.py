@@ -18,7 +18,7 @@ view, ``video`` = one video part holding the frame list uniformly subsampled to 
 Samples are flat dicts of strings and string lists (:data:`SAMPLE_COLUMNS`) so that a
 ``datasets.Dataset`` stores them without Arrow adding ``None`` keys to message parts (which the
 Qwen chat template would render as extra image/video placeholders); :func:`sample_messages`
-builds the messages, with images loaded, at collate time.
+builds the messages at collate time (:mod:`spatialladder.media_inputs` loads the images).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from spatialladder.data import ColdStartRecord, GroundingRecord, Record, SpatialRecord, image_size
@@ -130,22 +129,10 @@ def records_to_samples(records: Iterable[Record], settings: ConversationSettings
     return [record_to_sample(record, settings) for record in records]
 
 
-def load_rgb(path: str | Path) -> Any:
-    """A fully loaded RGB PIL image."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.convert("RGB")
-
-
-def sample_messages(
-    sample: dict[str, Any], *, with_answer: bool = True, load_media: bool = True
-) -> list[dict[str, Any]]:
-    """The chat messages of a sample (transformers multimodal format), images loaded as PIL unless
-    ``load_media=False`` (then paths)."""
-    load = load_rgb if load_media else str
-    images = [load(p) for p in sample.get("images") or []]
-    video = [load(p) for p in sample["video"]] if sample.get("video") else None
+def sample_messages(sample: dict[str, Any], *, with_answer: bool = True) -> list[dict[str, Any]]:
+    """The chat messages of a sample (transformers multimodal format), media as paths."""
+    images = [str(p) for p in sample.get("images") or []]
+    video = [str(p) for p in sample["video"]] if sample.get("video") else None
     return build_messages(
         sample["prompt"],
         images,
@@ -160,7 +147,6 @@ __all__ = [
     "ConversationSettings",
     "format_grounding_answer",
     "grounding_boxes",
-    "load_rgb",
     "record_to_sample",
     "records_to_samples",
     "sample_messages",

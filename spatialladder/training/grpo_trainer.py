@@ -27,7 +27,8 @@ What this trainer changes (each override below says why):
   (list of image paths: 1 for single images, 8 for multi-view) and :data:`VIDEO_COLUMN` (list of
   frame paths, as in SpatialLadder-26k). TRL's image machinery stays off (no ``image(s)`` column).
 * Each sample's media is processed once (the ``num_generations`` copies of a prompt share it) into
-  ``input_ids`` + per-sample vision tensors. Generation gets them batched through
+  ``input_ids`` + per-sample vision tensors, by :func:`spatialladder.media_inputs.encode_messages`
+  (the path of the SFT collator and of evaluation). Generation gets them batched through
   ``_tokenize_prompts``; every log-prob forward (old policy, reference, policy) gets them sliced per
   chunk of samples, with ``mm_token_type_ids`` rebuilt from the placeholder tokens.
 * The per-sample tensors travel in the batch as a plain list (``inputs["media"]``), which TRL's
@@ -51,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +62,7 @@ from accelerate.utils import gather_object
 from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler, nanstd
 
+from spatialladder.media_inputs import MEDIA_KEYS, MediaConfig, collate_media, encode_messages
 from spatialladder.positions import install_original_positions
 from spatialladder.training.modeling import CheckpointConversionResumeMixin
 from spatialladder.training.zero3 import (
@@ -73,20 +74,7 @@ from spatialladder.training.zero3 import (
 
 IMAGES_COLUMN = "media_images"
 VIDEO_COLUMN = "media_video"
-MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 SAMPLES_FILE = "samples.jsonl"
-
-
-@dataclass
-class MediaConfig:
-    """How media become model inputs. Pixel bounds live in the processor
-    (:func:`spatialladder.training.modeling.load_processor`), for images and frames alike.
-
-    ``video_fps`` is the frame rate assumed for a frame list (qwen-vl-utils uses 2.0, as do the SFT
-    collator and evaluation); it sets ``second_per_grid_ts`` and with it the temporal M-RoPE step.
-    """
-
-    video_fps: float = 2.0
 
 
 @dataclass
@@ -129,16 +117,6 @@ def multimodal_messages(
     return messages
 
 
-def load_image(item: Any) -> Any:
-    """A PIL RGB image from a path or an image."""
-    from PIL import Image
-
-    if isinstance(item, (str, os.PathLike)):
-        with Image.open(item) as im:
-            return im.convert("RGB")
-    return item.convert("RGB") if hasattr(item, "convert") else item
-
-
 def process_sample(
     processor: Any,
     prompt: Sequence[dict[str, Any]],
@@ -147,47 +125,18 @@ def process_sample(
     media: MediaConfig | None = None,
     chat_template_kwargs: dict[str, Any] | None = None,
 ) -> SampleMedia:
-    """Render and process one sample exactly as the model will see it in generation and training."""
-    from transformers.video_utils import VideoMetadata
-
-    media = media or MediaConfig()
-    messages = multimodal_messages(prompt, images, video)
-    text = processor.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True, **(chat_template_kwargs or {})
+    """Render and process one sample exactly as the model will see it in generation and training
+    (``media.video_fps`` for a frame list; pixel bounds from the processor)."""
+    encoded = encode_messages(
+        processor,
+        multimodal_messages(prompt, images, video),
+        config=media,
+        add_generation_prompt=True,
+        chat_template_kwargs=chat_template_kwargs,
     )
-    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
-    if images:
-        kwargs["images"] = [load_image(img) for img in images]
-    if video:
-        frames = [load_image(f) for f in video]
-        kwargs["videos"] = [frames]
-        kwargs["videos_kwargs"] = {
-            # A frame list is the sampled video: no resampling, and the frame rate SpatialLadder's
-            # qwen-vl-utils pipeline assumes for frame lists (sets second_per_grid_ts).
-            "do_sample_frames": False,
-            "video_metadata": [
-                VideoMetadata(
-                    total_num_frames=len(frames), fps=media.video_fps, frames_indices=list(range(len(frames)))
-                )
-            ],
-        }
-    out = processor(**kwargs)
-    tensors = {key: out.get(key) for key in MEDIA_KEYS}
-    if tensors["second_per_grid_ts"] is not None:
-        tensors["second_per_grid_ts"] = torch.as_tensor(tensors["second_per_grid_ts"], dtype=torch.float32)
-    return SampleMedia(prompt_ids=out["input_ids"][0].tolist(), tensors=tensors)
-
-
-def collate_media(media: Sequence[dict[str, torch.Tensor | None]]) -> dict[str, torch.Tensor]:
-    """Concatenate per-sample vision tensors in sample order (keys absent from every sample are
-    left out). Per-sample pixel rows are ``prod(grid_thw)`` per image/video, so slicing samples and
-    concatenating keeps pixels and grids aligned."""
-    out: dict[str, torch.Tensor] = {}
-    for key in MEDIA_KEYS:
-        parts = [m[key] for m in media if m.get(key) is not None]
-        if parts:
-            out[key] = torch.cat(parts, dim=0)
-    return out
+    return SampleMedia(
+        prompt_ids=encoded["input_ids"].tolist(), tensors={key: encoded.get(key) for key in MEDIA_KEYS}
+    )
 
 
 class EpochSeededRepeatSampler(RepeatSampler):
@@ -558,13 +507,11 @@ def _message_text(messages: Any) -> str:
 
 __all__ = [
     "IMAGES_COLUMN",
-    "MEDIA_KEYS",
     "SAMPLES_FILE",
     "VIDEO_COLUMN",
     "MediaConfig",
     "SampleMedia",
     "SpatialGRPOTrainer",
-    "collate_media",
     "multimodal_messages",
     "process_sample",
 ]
