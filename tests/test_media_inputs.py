@@ -96,7 +96,7 @@ def train_processor(tiny_model_dir: Path) -> Any:
 @pytest.fixture(scope="module")
 def eval_setup(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, EvalConfig]:
     _, processor = load_model(str(tiny_model_dir), torch.device("cpu"))  # the checkpoint's own bounds
-    cfg = EvalConfig(models=[], benchmarks=[], data_roots={}, output_dir=tmp_path_factory.mktemp("eval"),
+    cfg = EvalConfig(model=[], benchmarks=[], output_dir=tmp_path_factory.mktemp("eval"),
                      min_pixels=MIN_PX, max_pixels=MAX_PX)  # fmt: skip
     return processor, cfg
 
