@@ -123,6 +123,7 @@ def test_vsi_debiased_aggregation() -> None:
         ("AB", None),
         ("chair", None),
         ("`code` then C", None),  # the backtick content replaces the reply
+        ("{x} so B", None),  # ... and so does the braces content
         ("`` B", None),  # "``" is an empty backtick pair: the text becomes ""
         ("", None),
     ],
