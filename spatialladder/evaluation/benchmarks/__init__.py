@@ -17,6 +17,7 @@ from spatialladder.evaluation.benchmarks.base import (
     Benchmark,
     BenchmarkDataError,
     MediaItem,
+    ReferenceScore,
 )
 from spatialladder.evaluation.benchmarks.scoring_rules import ScoringInputError
 
@@ -27,6 +28,7 @@ __all__ = [
     "Benchmark",
     "BenchmarkDataError",
     "MediaItem",
+    "ReferenceScore",
     "ScoringInputError",
     "get_benchmark",
     "register",
