@@ -1,4 +1,4 @@
-"""Miniature copies of the six evaluation benchmarks, in their real file layouts and column names.
+"""Miniature copies of every registered evaluation benchmark, in their real file layouts and column names.
 
     make_fixtures(OUT_DIR, seed=0, per_type=2)  ->  {benchmark: folder}
 
@@ -9,10 +9,13 @@ Layout under ``OUT_DIR`` (one shared ``--data-root``)::
     CV-Bench/test_2d.parquet, test_3d.parquet        (images embedded as {"bytes", "path"})
     SPAR-Bench/data/test-00000-of-00001.parquet      (a list of embedded images per row)
     ViewSpatial-Bench/ViewSpatial-Bench.json         + scannetv2_val/<scene>/original_images/<n>.jpg, val2017/<id>.jpg
+    VSI-Bench/test_debiased.parquet, test_pruned.parquet   (VSI-Bench-Debiased: VSI-Bench's rows + pruned)
 
-Every question type of every benchmark appears ``per_type`` times. Scenes are the procedural rooms of
-:mod:`spatialladder.synthetic`, so counts, sizes, distances, room areas, depths and appearance orders
-are the scene's true values; the remaining multiple-choice answers (routes, view orientation, ...)
+Every question type of every benchmark (MindCube-Tiny: every setting of the tiny set) appears
+``per_type`` times; VSI-Bench-Debiased keeps half of VSI-Bench's rows of each type, as its
+``create_pq.py`` prunes them. Scenes are the procedural rooms of :mod:`spatialladder.synthetic`, so
+counts, sizes, distances, room areas, depths and appearance orders are the scene's true values; the
+remaining multiple-choice answers (routes, view orientation, MMSI-Bench and MindCube answers, ...)
 are drawn at random: the fixtures exercise loading, media, prompting, generation and scoring, not
 model skill. Deterministic for a seed (tables and json byte-identical; images identical).
 """
@@ -382,6 +385,36 @@ def _viewspatial(root: Path, rng: random.Random, per_type: int, size: tuple[int,
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# Benchmarks outside the paper's table
+# ------------------------------------------------------------------------------------------------
+def _vsi_debiased(vsi: Path, rng: random.Random) -> Path:
+    """VSI-Bench-Debiased cut from the miniature VSI-Bench in ``vsi`` the way its ``create_pq.py`` does it."""
+    import pyarrow.parquet as pq
+
+    full = vsi / "test-00000-of-00001.parquet"
+    rows = pq.read_table(full).to_pylist()
+    by_type: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_type.setdefault(row["question_type"], []).append(i)
+    # Keep at least half of every type, so both files cover each type once per_type >= 2.
+    kept = {i for idx in by_type.values() for i in rng.sample(idx, math.ceil(len(idx) / 2))}
+    for i, row in enumerate(rows):
+        row["pruned"] = i not in kept
+    schema = pq.read_schema(full).append(_bool_field("pruned"))
+    # create_pq.py: the unpruned rows -> test_debiased.parquet, the pruned rows -> test_pruned.parquet,
+    # both in the source order and without an index column.
+    _write_parquet(vsi / "test_debiased.parquet", [r for r in rows if not r["pruned"]], schema)
+    _write_parquet(vsi / "test_pruned.parquet", [r for r in rows if r["pruned"]], schema)
+    return vsi
+
+
+def _bool_field(name: str) -> Any:
+    import pyarrow as pa
+
+    return pa.field(name, pa.bool_())
+
+
 def make_fixtures(
     out_dir: str | Path,
     *,
@@ -391,7 +424,7 @@ def make_fixtures(
     video_frames: int = 24,
     fps: int = 8,
 ) -> dict[str, Path]:
-    """Write the six miniature benchmarks under ``out_dir``; returns benchmark name -> its folder.
+    """Write a miniature of every registered benchmark under ``out_dir``; returns name -> its folder.
 
     ``per_type`` questions of every question type (and, for CV-Bench, of every task x source). Videos
     have ``video_frames`` frames at ``fps``; VSI-Bench puts about five questions on each video.
@@ -405,11 +438,13 @@ def make_fixtures(
         return random.Random(f"spatialladder-eval-fixtures:{seed}:{name}")
 
     spb = _spbench(root, rng("SPBench"), per_type, image_size)
+    vsi = _vsi(root, rng("VSI-Bench"), per_type, image_size, video_frames, fps)
     return {
-        "VSI-Bench": _vsi(root, rng("VSI-Bench"), per_type, image_size, video_frames, fps),
+        "VSI-Bench": vsi,
         "SPBench-SI": spb,
         "SPBench-MV": spb,
         "CV-Bench": _cvbench(root, rng("CV-Bench"), per_type, image_size),
         "SPAR-Bench": _spar(root, rng("SPAR-Bench"), per_type, image_size),
         "ViewSpatial-Bench": _viewspatial(root, rng("ViewSpatial-Bench"), per_type, image_size),
+        "VSI-Bench-Debiased": _vsi_debiased(vsi, rng("VSI-Bench-Debiased")),
     }

@@ -3,14 +3,22 @@ evaluation benchmark (lmms-eval style: each benchmark's module loads, prompts an
 
 Adding a benchmark: write ``benchmarks/<name>.py`` with a ``Benchmark`` subclass (the surface is in the
 base class docstring) and add one line to ``_REGISTERED`` below. The order of ``_REGISTERED`` is the
-paper's order, used by ``--benchmarks all`` and the report.
+paper's order, then the benchmarks outside the paper's table; ``--benchmarks all`` and the report
+follow it.
 """
 
 from __future__ import annotations
 
 import re
 
-from spatialladder.evaluation.benchmarks import cvbench, sparbench, spbench, viewspatial, vsibench
+from spatialladder.evaluation.benchmarks import (
+    cvbench,
+    sparbench,
+    spbench,
+    viewspatial,
+    vsibench,
+    vsibench_debiased,
+)
 from spatialladder.evaluation.benchmarks.base import (
     PROMPT_KINDS,
     SCORERS,
@@ -76,6 +84,7 @@ _REGISTERED: tuple[Benchmark, ...] = (
     cvbench.CVBench(),
     sparbench.SPARBench(),
     viewspatial.ViewSpatialBench(),
+    vsibench_debiased.VSIBenchDebiased(),
 )
 for _benchmark in _REGISTERED:
     register(_benchmark)
