@@ -10,6 +10,7 @@ Layout under ``OUT_DIR`` (one shared ``--data-root``)::
     SPAR-Bench/data/test-00000-of-00001.parquet      (a list of embedded images per row)
     ViewSpatial-Bench/ViewSpatial-Bench.json         + scannetv2_val/<scene>/original_images/<n>.jpg, val2017/<id>.jpg
     VSI-Bench/test_debiased.parquet, test_pruned.parquet   (VSI-Bench-Debiased: VSI-Bench's rows + pruned)
+    MMSI-Bench/MMSI_Bench.parquet                    (2+ embedded JPEGs per row, a list of bytes)
 
 Every question type of every benchmark (MindCube-Tiny: every setting of the tiny set) appears
 ``per_type`` times; VSI-Bench-Debiased keeps half of VSI-Bench's rows of each type, as its
@@ -415,6 +416,52 @@ def _bool_field(name: str) -> Any:
     return pa.field(name, pa.bool_())
 
 
+_DIRECTIONS = ["left", "right", "front", "behind", "front-left", "front-right", "back-left", "back-right"]
+_MOTIONS = ["moved forward", "moved backward", "turned left", "turned right", "did not move"]
+# One question stem per MMSI-Bench type ({a}, {b}: object categories of the rendered room).
+_MMSI_STEMS: dict[str, str] = {
+    "Positional Relationship (Cam.\u2013Cam.)": "Where was the camera of the second image relative to the first?",
+    "Positional Relationship (Obj.\u2013Obj.)": "Where is the {a} relative to the {b}?",
+    "Positional Relationship (Reg.\u2013Reg.)": "Where is the region around the {a} relative to the region around the {b}?",
+    "Positional Relationship (Cam.\u2013Obj.)": "When the second image was taken, where was the {a} relative to the camera?",
+    "Positional Relationship (Obj.\u2013Reg.)": "Where is the {a} relative to the region around the {b}?",
+    "Positional Relationship (Cam.\u2013Reg.)": "Where is the region around the {b} relative to the first camera?",
+    "Attribute (Meas.)": "How long is the {a} compared with the {b}?",
+    "Attribute (Appr.)": "Which object shares its colour with the {a}?",
+    "Motion (Cam.)": "How did the camera move between the two images?",
+    "Motion (Obj.)": "How did the {a} move between the images?",
+    "MSR": "Standing at the {a} and facing the {b}, which way should I turn to reach the third view?",
+}  # fmt: skip
+
+
+def _options(rng: random.Random, pool: list[str], k: int = 4) -> tuple[list[str], str]:
+    """``k`` distinct option texts and the letter of the (randomly) correct one."""
+    return rng.sample(pool, k), LETTERS[rng.randrange(k)]
+
+
+def _mmsi(root: Path, rng: random.Random, per_type: int, size: tuple[int, int]) -> Path:
+    import pyarrow as pa
+
+    out = root / "MMSI-Bench"
+    schema = pa.schema([("id", pa.int64()), ("images", pa.list_(pa.binary())), ("question_type", pa.string()),
+                        ("question", pa.string()), ("answer", pa.string()), ("thought", pa.string())])  # fmt: skip
+    rows = []
+    for k, qtype in enumerate(t for t in QUESTION_TYPES["MMSI-Bench"] for _ in range(per_type)):
+        # README: the ten fundamental tasks use two images, multi-step reasoning more.
+        n_views = rng.randint(3, 4) if qtype == "MSR" else 2
+        scene = _scene(rng, f"mmsi{k:04d}", size, 2, n_views)
+        images = [_jpeg(render_frame(scene, cam).image) for cam in scene.view_cameras]
+        a, b = rng.sample(_uniques(scene), 2)
+        choices, letter = _options(rng, _MOTIONS if qtype.startswith("Motion") else _DIRECTIONS)
+        options = ", ".join(f"{LETTERS[i]}: {c}" for i, c in enumerate(choices))
+        question = _MMSI_STEMS[qtype].format(a=a.category, b=b.category) + "\nOptions: " + options
+        thought = f"The {a.category} and the {b.category} appear in both images, so the answer is {letter}."
+        rows.append({"id": k, "images": images, "question_type": qtype, "question": question,
+                     "answer": letter, "thought": thought})  # fmt: skip
+    _write_parquet(out / "MMSI_Bench.parquet", rows, schema)
+    return out
+
+
 def make_fixtures(
     out_dir: str | Path,
     *,
@@ -447,4 +494,5 @@ def make_fixtures(
         "SPAR-Bench": _spar(root, rng("SPAR-Bench"), per_type, image_size),
         "ViewSpatial-Bench": _viewspatial(root, rng("ViewSpatial-Bench"), per_type, image_size),
         "VSI-Bench-Debiased": _vsi_debiased(vsi, rng("VSI-Bench-Debiased")),
+        "MMSI-Bench": _mmsi(root, rng("MMSI-Bench"), per_type, image_size),
     }

@@ -13,6 +13,7 @@ import re
 
 from spatialladder.evaluation.benchmarks import (
     cvbench,
+    mmsibench,
     sparbench,
     spbench,
     viewspatial,
@@ -85,6 +86,7 @@ _REGISTERED: tuple[Benchmark, ...] = (
     sparbench.SPARBench(),
     viewspatial.ViewSpatialBench(),
     vsibench_debiased.VSIBenchDebiased(),
+    mmsibench.MMSIBench(),
 )
 for _benchmark in _REGISTERED:
     register(_benchmark)
