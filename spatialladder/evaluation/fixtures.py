@@ -11,6 +11,7 @@ Layout under ``OUT_DIR`` (one shared ``--data-root``)::
     ViewSpatial-Bench/ViewSpatial-Bench.json         + scannetv2_val/<scene>/original_images/<n>.jpg, val2017/<id>.jpg
     VSI-Bench/test_debiased.parquet, test_pruned.parquet   (VSI-Bench-Debiased: VSI-Bench's rows + pruned)
     MMSI-Bench/MMSI_Bench.parquet                    (2+ embedded JPEGs per row, a list of bytes)
+    MindCube/data/raw/MindCube_tinybench.jsonl       + data/other_all_image/{among,around,rotation}/...
 
 Every question type of every benchmark (MindCube-Tiny: every setting of the tiny set) appears
 ``per_type`` times; VSI-Bench-Debiased keeps half of VSI-Bench's rows of each type, as its
@@ -32,6 +33,7 @@ from typing import Any
 
 from PIL import Image
 
+from spatialladder.evaluation.benchmarks.mindcube import TINY_SETTINGS as MINDCUBE_SETTINGS
 from spatialladder.evaluation.scoring import QUESTION_TYPES, SPAR_LEVELS
 from spatialladder.synthetic import make_scene, render_frame, write_mp4
 from spatialladder.synthetic.questions import center_distance, lettered, standing_frame
@@ -462,6 +464,62 @@ def _mmsi(root: Path, rng: random.Random, per_type: int, size: tuple[int, int]) 
     return out
 
 
+def _mindcube_views(rng: random.Random, setting: str, group: int) -> tuple[str, list[str]]:
+    """(group id, image paths relative to data/) in the release's folder conventions."""
+    if setting == "among":  # other_all_image/among/<object>_<nnn>/<side>_<nnn>.jpg
+        sides = ["front", "left", "back", "right"]
+        folder = f"other_all_image/among/{rng.choice(['backpack', 'shoe', 'chair'])}_{group:03d}"
+        return f"among_group{group:03d}", [f"{folder}/{s}_{rng.randrange(1000):03d}.jpg" for s in sides]
+    if setting == "around":  # other_all_image/around/<64 hex>/<k>_frame_<nnnnn>.png
+        folder = f"other_all_image/around/{rng.getrandbits(256):064x}"
+        frames = sorted(rng.sample(range(400), 3))
+        return f"around_group{group:03d}", [f"{folder}/{i}_frame_{f:05d}.png" for i, f in enumerate(frames)]
+    # rotation: other_all_image/rotation/arkitscenes_<8 digits>/view_<k>_<n>.jpg
+    folder = f"other_all_image/rotation/arkitscenes_{rng.randrange(10**8):08d}"
+    return f"rotation_group{group:03d}", [f"{folder}/view_{i + 1}_{i * 7}.jpg" for i in range(3)]
+
+
+def _mindcube(root: Path, rng: random.Random, per_type: int, size: tuple[int, int]) -> Path:
+    out = root / "MindCube"
+    data = out / "data"
+    rows = []
+    for setting in MINDCUBE_SETTINGS:
+        for q in range(per_type):
+            if q % 2 == 0:  # two questions per group share its images, as in the release
+                group = len(rows)
+                group_id, paths = _mindcube_views(rng, setting, group)
+                scene = _scene(rng, group_id, size, 2, len(paths))
+                for rel, cam in zip(paths, scene.view_cameras, strict=True):
+                    image = render_frame(scene, cam).image
+                    (data / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (data / rel).write_bytes(_png(image) if rel.endswith(".png") else _jpeg(image))
+                objects = [o.category for o in _uniques(scene)][:4]
+            used = paths[:2] if setting == "among" else paths  # among: two of the four sides
+            choices, letter = _options(rng, _DIRECTIONS, 4 if setting != "rotation" else 3)
+            question = (f"Based on these {len(used)} views of the same scene: if you stand at the viewpoint of the "
+                        f"first image, where is the {objects[0]}? "
+                        + " ".join(f"{LETTERS[i]}. {c.capitalize()}" for i, c in enumerate(choices)))  # fmt: skip
+            meta: list[Any] = {"among": [objects, [None] * (len(objects) - 1) + ["face"]],
+                               "around": [[len(used)], [objects[:2], "left", objects[-1]]],
+                               "rotation": objects[:3]}[setting]  # fmt: skip
+            rows.append({
+                # The release has both "around_" and "aroundnew_" ids; odd questions take the latter.
+                "id": f"{group_id.replace('around_', 'aroundnew_') if q % 2 else group_id}_q{q}_1_1",
+                "category": {"among": ["perpendicular", "P-P", "meanwhile", "self"],
+                             "around": ["parallel", "O-O", "around", "self"],
+                             "rotation": ["perpendicular", "PP", "rotation", "self"]}[setting],
+                "type": {"among": "0_frame", "around": "around", "rotation": "three_view"}[setting],
+                "meta_info": meta,
+                "question": question,
+                "images": used,
+                "gt_answer": letter,
+            })  # fmt: skip
+    raw = data / "raw" / "MindCube_tinybench.jsonl"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return out
+
+
 def make_fixtures(
     out_dir: str | Path,
     *,
@@ -495,4 +553,5 @@ def make_fixtures(
         "ViewSpatial-Bench": _viewspatial(root, rng("ViewSpatial-Bench"), per_type, image_size),
         "VSI-Bench-Debiased": _vsi_debiased(vsi, rng("VSI-Bench-Debiased")),
         "MMSI-Bench": _mmsi(root, rng("MMSI-Bench"), per_type, image_size),
+        "MindCube-Tiny": _mindcube(root, rng("MindCube-Tiny"), per_type, image_size),
     }

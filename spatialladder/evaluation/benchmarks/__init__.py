@@ -13,6 +13,7 @@ import re
 
 from spatialladder.evaluation.benchmarks import (
     cvbench,
+    mindcube,
     mmsibench,
     sparbench,
     spbench,
@@ -87,6 +88,7 @@ _REGISTERED: tuple[Benchmark, ...] = (
     viewspatial.ViewSpatialBench(),
     vsibench_debiased.VSIBenchDebiased(),
     mmsibench.MMSIBench(),
+    mindcube.MindCubeTiny(),
 )
 for _benchmark in _REGISTERED:
     register(_benchmark)
