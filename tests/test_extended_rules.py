@@ -1,4 +1,5 @@
-"""Hand-worked cases for the extended benchmarks' rules (VSI-Bench-Debiased, MMSI-Bench, MindCube-Tiny).
+"""Hand-worked cases for the extended benchmarks' rules (VSI-Bench-Debiased, MMSI-Bench, MindCube-Tiny),
+through their benchmark modules and the registry (score_sample / aggregate by name).
 
 Every expected value is worked out by hand from docs/benchmarks.md and the authors' code it cites.
 """
@@ -9,50 +10,75 @@ from typing import Any
 
 import pytest
 
-from spatialladder.evaluation.extended_rules import (
-    EXTENDED_BENCHMARKS,
-    MINDCUBE,
-    MINDCUBE_RAW_QA_INSTRUCTION,
-    MMSI,
-    MMSI_QUESTION_TYPES,
-    REFERENCE_SCORES,
-    VSI_DEBIASED,
-    mindcube_aggregate,
-    mindcube_clean,
-    mindcube_extract,
-    mindcube_official_prompt,
-    mindcube_score,
-    mindcube_setting,
-    mmsi_aggregate,
-    mmsi_extract,
-    mmsi_official_prompt,
-    mmsi_question_type,
-    mmsi_score,
-    vsi_debiased_aggregate,
-    vsi_debiased_score,
-)
-from spatialladder.evaluation.scoring import ScoringInputError
+from spatialladder.evaluation.benchmarks import BENCHMARKS, get_benchmark
+from spatialladder.evaluation.benchmarks.mindcube import RAW_QA_INSTRUCTION as MINDCUBE_RAW_QA_INSTRUCTION
+from spatialladder.evaluation.benchmarks.mindcube import clean as mindcube_clean
+from spatialladder.evaluation.benchmarks.mindcube import extract as mindcube_extract
+from spatialladder.evaluation.benchmarks.mindcube import official_prompt as mindcube_official_prompt
+from spatialladder.evaluation.benchmarks.mindcube import setting as mindcube_setting
+from spatialladder.evaluation.benchmarks.mindcube import split_inline_options
+from spatialladder.evaluation.benchmarks.mmsibench import QUESTION_TYPES as MMSI_QUESTION_TYPES
+from spatialladder.evaluation.benchmarks.mmsibench import extract as mmsi_extract
+from spatialladder.evaluation.benchmarks.mmsibench import split_options
+from spatialladder.evaluation.scoring import ScoringInputError, aggregate, score_sample
+
+VSI_DEBIASED, MMSI, MINDCUBE = "VSI-Bench-Debiased", "MMSI-Bench", "MindCube-Tiny"
 
 CAM_OBJ = "Positional Relationship (Cam.\u2013Obj.)"  # en dash, as the authors' metric names
 
 
-def mmsi(pred: str, answer: str = "B", qtype: str = CAM_OBJ) -> float:
-    return mmsi_score({"id": 7, "question_type": qtype, "answer": answer}, pred)
+def vsi_debiased_score(record: dict[str, Any], pred: str, scorer: str = "official") -> float:
+    return score_sample(VSI_DEBIASED, record, pred, scorer)
 
 
-def mc(pred: str, gt: str = "B", item_id: str = "among_group002_q0_1_1") -> float:
-    return mindcube_score({"id": item_id, "gt_answer": gt}, pred)
+def vsi_debiased_aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return aggregate(VSI_DEBIASED, records)
 
 
-def test_names_and_reference_scores() -> None:
-    assert EXTENDED_BENCHMARKS == ("VSI-Bench-Debiased", "MMSI-Bench", "MindCube-Tiny")
+def mmsi_score(record: dict[str, Any], pred: str, scorer: str = "official") -> float:
+    return score_sample(MMSI, record, pred, scorer)
+
+
+def mmsi_aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return aggregate(MMSI, records)
+
+
+def mmsi_question_type(record: dict[str, Any]) -> str:
+    return BENCHMARKS[MMSI].question_type(record)
+
+
+def mmsi_official_prompt(question: str) -> str:
+    return BENCHMARKS[MMSI].prompt_text({"question": question}, "official")
+
+
+def mindcube_score(record: dict[str, Any], pred: str, scorer: str = "official") -> float:
+    return score_sample(MINDCUBE, record, pred, scorer)
+
+
+def mindcube_aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return aggregate(MINDCUBE, records)
+
+
+def mmsi(pred: str, answer: str = "B", qtype: str = CAM_OBJ, scorer: str = "official") -> float:
+    return mmsi_score({"id": 7, "question_type": qtype, "answer": answer}, pred, scorer)
+
+
+def mc(pred: str, gt: str = "B", item_id: str = "among_group002_q0_1_1", scorer: str = "official") -> float:
+    return mindcube_score({"id": item_id, "gt_answer": gt}, pred, scorer)
+
+
+def test_registered_after_the_six_with_reference_scores() -> None:
+    assert list(BENCHMARKS)[6:] == [VSI_DEBIASED, MMSI, MINDCUBE]
+    assert get_benchmark("vsi-debiased").NAME == VSI_DEBIASED and get_benchmark("mmsi").NAME == MMSI
+    assert get_benchmark("MindCube").NAME == MINDCUBE
     assert len(MMSI_QUESTION_TYPES) == 11
-    refs = {(r.benchmark, r.model): r.overall for r in REFERENCE_SCORES}
+    refs = {(name, r.model): r.overall for name in (VSI_DEBIASED, MMSI, MINDCUBE)
+            for r in BENCHMARKS[name].REFERENCE_SCORES}  # fmt: skip
     assert refs[(VSI_DEBIASED, "Qwen2.5-VL-3B-Instruct")] == 22.7
     assert refs[(VSI_DEBIASED, "Qwen2.5-VL-7B-Instruct")] == 29.6
     assert refs[(MMSI, "Qwen2.5-VL-3B-Instruct")] == 26.5
     assert refs[(MINDCUBE, "Qwen2.5-VL-3B-Instruct")] == 37.81
-    assert all(r.source for r in REFERENCE_SCORES)
+    assert all(r.source for name in (VSI_DEBIASED, MMSI, MINDCUBE) for r in BENCHMARKS[name].REFERENCE_SCORES)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -76,12 +102,19 @@ def test_vsi_debiased_scores_as_vsi_bench(qtype: str, gt: str, pred: str, expect
 
 def test_vsi_debiased_refuses_pruned_rows() -> None:
     record = {"question_type": "route_planning", "ground_truth": "B", "pruned": True}
-    with pytest.raises(ScoringInputError, match="pruned") as info:
-        vsi_debiased_score(record, "B")
-    assert info.value.field == "pruned"
-    with pytest.raises(ScoringInputError, match="pruned"):
-        vsi_debiased_aggregate([{**record, "score": 1.0}])
+    for scorer in ("official", "spatialladder"):
+        with pytest.raises(ScoringInputError, match="pruned") as info:
+            vsi_debiased_score(record, "B", scorer)
+        assert info.value.field == "pruned"
     assert vsi_debiased_score({"question_type": "route_planning", "ground_truth": "B"}, "B") == 1.0
+
+
+def test_vsi_debiased_spatialladder_scorer_is_the_release_vsi_rule() -> None:
+    """The release's VSI-Bench rule on VSI rows: "a" reads as 1 there (official: float("a") fails)."""
+    record = {"question_type": "object_counting", "ground_truth": "1", "pruned": False}
+    assert vsi_debiased_score(record, "a chair", "spatialladder") == 1.0
+    assert vsi_debiased_score(record, "a chair", "official") == 0.0
+    assert score_sample("VSI-Bench", record, "a chair", "spatialladder") == 1.0
 
 
 def test_vsi_debiased_aggregation() -> None:
@@ -148,6 +181,19 @@ def test_mmsi_score(pred: str, answer: str, expected: float) -> None:
     assert mmsi(pred, answer) == expected
 
 
+def test_mmsi_and_mindcube_spatialladder_scorer_is_the_authors_rule() -> None:
+    """No release rule exists for them: `spatialladder` = the release's tag policy (FIRST complete
+    <answer>) then the authors' extraction; the official policy takes the LAST tag."""
+    two_tags = "<answer>`A`</answer> on reflection <answer>`B`</answer>"
+    assert (mmsi(two_tags, "B"), mmsi(two_tags, "B", scorer="spatialladder")) == (1.0, 0.0)
+    assert (mmsi(two_tags, "A"), mmsi(two_tags, "A", scorer="spatialladder")) == (0.0, 1.0)
+    assert mmsi("The answer is (B).", scorer="spatialladder") == 1.0  # no tag: the authors' rule as is
+    assert mmsi("b", scorer="spatialladder") == 0.0  # ... upper case only, not the release's letter rule
+    mc_tags = "<answer>A. Left</answer><answer>C. Front</answer>"
+    assert (mc(mc_tags, "C"), mc(mc_tags, "C", scorer="spatialladder")) == (1.0, 0.0)
+    assert mc("So it is B\nC is wrong", "B", scorer="spatialladder") == 1.0  # cleaned, as official
+
+
 def test_mmsi_validation_and_question_type_dash() -> None:
     hyphen = "Positional Relationship (Cam.-Obj.)"
     assert mmsi_question_type({"question_type": hyphen}) == CAM_OBJ
@@ -168,6 +214,29 @@ def test_mmsi_prompt() -> None:
     assert mmsi_official_prompt(question) == (
         "Which object is closer?\nOptions: A: sofa, B: lamp, C: desk, D: door\n"
         "Answer with the option's letter from the given choices directly. Enclose the option's letter within ``."
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Where is it?\nOptions: A: left, B: right of the sofa, C: front, D: back",
+         ("Where is it?", ["A. left", "B. right of the sofa", "C. front", "D. back"])),
+        ("Q\nOptions: A: red, green, B: blue", ("Q", ["A. red, green", "B. blue"])),  # a comma inside
+        ("Q\nOptions:A:1,B:2", ("Q", ["A. 1", "B. 2"])),
+        ("Q\nOptions: B: x, C: y", None),  # not lettered from A
+        ("Q\nOptions: A: x", None),  # one option
+        ("Q with A: x, B: y", None),  # no "Options:"
+    ],
+)  # fmt: skip
+def test_mmsi_split_options(question: str, expected: tuple[str, list[str]] | None) -> None:
+    assert split_options(question) == expected
+
+
+def test_mmsi_thinking_prompt_falls_back_to_options_in_the_question() -> None:
+    doc = {"question": "Which is nearer? (left or right)"}
+    assert BENCHMARKS[MMSI].prompt_text(doc, "direct") == (
+        "Question: Which is nearer? (left or right)\nAnswer with the option's letter from the given choices directly."
     )
 
 
@@ -262,6 +331,21 @@ def test_mindcube_validation() -> None:
 )
 def test_mindcube_setting(item_id: str, setting: str) -> None:
     assert mindcube_setting(item_id) == setting
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Where is the sofa? A. Left B. Diagonally front-right C. Behind",
+         ("Where is the sofa?", ["A. Left", "B. Diagonally front-right", "C. Behind"])),
+        ("Plan A. Then turn. A. Yes B. No", ("Plan A. Then turn.", ["A. Yes", "B. No"])),  # the last A run
+        ("Near the TABLE. A. Yes\nB. No", ("Near the TABLE.", ["A. Yes", "B. No"])),
+        ("Q? A. Yes C. No", None),  # B missing: one option
+        ("Q? Yes or no", None),
+    ],
+)  # fmt: skip
+def test_mindcube_split_inline_options(question: str, expected: tuple[str, list[str]] | None) -> None:
+    assert split_inline_options(question) == expected
 
 
 def test_mindcube_prompt() -> None:
