@@ -200,7 +200,7 @@ def render_report(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tup
         md.append("")
         md.append(_md_table(["Model", *extended], ext_md))
         md.append("")
-        sources = [f"- {b}, {ref.model}: {ref.overall:g} ({ref.source})"
+        sources = [f"- {b}, {ref.model}: {ref.overall} ({ref.source})"
                    for b in extended for ref in BENCHMARKS[b].REFERENCE_SCORES]  # fmt: skip
         if sources:
             md.append("Sources of the published rows:")
