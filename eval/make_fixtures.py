@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write miniature copies of the six benchmarks (real file layouts and column names) to OUT_DIR.
+"""Write miniature copies of every registered benchmark (real file layouts and column names) to OUT_DIR.
 
     python eval/make_fixtures.py OUT_DIR [--seed 0] [--per-type 2]
 

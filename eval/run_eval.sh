@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Evaluate one or more checkpoints on the six spatial benchmarks, one process per device.
+# Evaluate one or more checkpoints on the spatial benchmarks (any registered), one process per device.
 #
 #   eval/run_eval.sh --model PATH [--model NAME=PATH ...] \
 #       --benchmarks "VSI-Bench CV-Bench" | all \

@@ -2,8 +2,8 @@
 # The main job on its embedded default, on CPU in minutes: a tiny random Qwen2.5-VL and synthetic
 # scenes in the SpatialLadder-26k formats, the whole ladder (stage 1 -> stage 2 -> cold start ->
 # GRPO) through the same stage scripts a cluster uses, then the eval table on synthetic
-# miniatures of the six benchmarks. Everything lands in WORK_DIR (default outputs/demo); a rerun
-# skips finished stages and evaluated samples.
+# miniatures of every benchmark (the paper's six and the extended ones). Everything lands in
+# WORK_DIR (default outputs/demo); a rerun skips finished stages and evaluated samples.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEMO=1 WORK_DIR="${WORK_DIR:-outputs/demo}"

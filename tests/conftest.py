@@ -43,6 +43,16 @@ def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def eval_fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Miniatures of every registered benchmark (seed 0, two questions per type); read-only for tests."""
+    from spatialladder.evaluation.fixtures import make_fixtures
+
+    root = tmp_path_factory.mktemp("eval-fixtures")
+    make_fixtures(root, seed=0, per_type=2)
+    return root
+
+
 @pytest.fixture
 def one_torch_thread():
     """Tiny-model CPU steps run fastest on one thread (pytest -n 2 already uses both cores)."""

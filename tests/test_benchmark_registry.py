@@ -3,7 +3,9 @@ registered, loaded, and scored / aggregated through eval/score.py's code path wi
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -15,10 +17,12 @@ import pytest
 from spatialladder.evaluation.benchmarks import (
     BENCHMARKS,
     Benchmark,
+    ReferenceScore,
     get_benchmark,
     register,
     resolve_benchmarks,
 )
+from spatialladder.evaluation.report import extended_benchmarks, render_report
 from spatialladder.evaluation.results import score_records
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +192,7 @@ def test_register_refuses_clashes_and_bad_declarations(toy: Benchmark) -> None:
 def test_no_benchmark_or_scorer_dispatch_outside_benchmark_modules() -> None:
     """Benchmark knowledge lives in benchmarks/<name>.py; base.py is the one place picking the scorer."""
     allowed = {REPO_ROOT / "spatialladder" / "evaluation" / "benchmarks" / "base.py"}
-    pattern = re.compile(r"\b(benchmark|bench_name|scorer)\s*[!=]=|\.NAME\s*[!=]=|[!=]=\s*\"(VSI|SPBench|CV|SPAR|ViewSpatial)")
+    pattern = re.compile(r"\b(benchmark|bench_name|scorer)\s*[!=]=|\.NAME\s*[!=]=|[!=]=\s*\"(VSI|SPBench|CV|SPAR|ViewSpatial|MMSI|MindCube)")
     files = [*(REPO_ROOT / "spatialladder" / "evaluation").rglob("*.py"), *(REPO_ROOT / "eval").glob("*.py")]
     offenders = []
     for path in files:
@@ -199,3 +203,53 @@ def test_no_benchmark_or_scorer_dispatch_outside_benchmark_modules() -> None:
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(REPO_ROOT)}:{lineno}: {line.strip()}")
     assert offenders == []
+
+
+def _scores(bench: str, overall: float | None) -> dict[str, object]:
+    return {"benchmark": bench, "scorer": "official", "n": 4, "overall": overall, "per_type": {}, "groups": {},
+            "prompt_kind": "official", "limit": None, "n_skipped_missing_media": 0}  # fmt: skip
+
+
+def test_report_extended_table_comes_from_the_registry(toy: Benchmark) -> None:
+    """A benchmark outside the paper's layout gets a column in the extended table, with the published
+    rows and sources its module declares, and nothing in report.py names it."""
+
+    class RefToy(type(toy)):  # type: ignore[misc]
+        NAME = "Ref-Bench"
+        ALIASES = ()
+        REFERENCE_SCORES = (
+            ReferenceScore("Qwen2.5-VL-3B-Instruct", 41.25, "Toy et al., table 2"),
+            ReferenceScore("Oracle", 100.0, "by construction"),
+        )
+
+    ref = register(RefToy())
+    try:
+        results = {
+            "m1": {"VSI-Bench": _scores("VSI-Bench", 30.0), "Ref-Bench": _scores("Ref-Bench", 12.345),
+                   "MMSI-Bench": _scores("MMSI-Bench", 25.0)},
+            "m2": {"Toy-Bench": _scores("Toy-Bench", None)},
+        }  # fmt: skip
+        assert extended_benchmarks(results) == ["MMSI-Bench", "Toy-Bench", "Ref-Bench"]  # registry order
+        md, csv_text = render_report(results)
+    finally:
+        BENCHMARKS.pop(ref.NAME, None)
+    assert md.index("## Main table") < md.index("## Extended benchmarks") < md.index("## Per-type scores")
+    assert "| Model | MMSI-Bench | Toy-Bench | Ref-Bench |" in md
+    # Published rows merge by model across benchmarks (MMSI's module declares 3B, 7B and chance).
+    assert "| Qwen2.5-VL-3B-Instruct *(published)* | 26.5 | – | 41.2 |" in md
+    assert "| Oracle *(published)* | – | – | 100.0 |" in md
+    assert "| Random guessing *(published)* | 25.0 | – | – |" in md
+    assert "| m1 (official) | 25.0 | – | 12.3 |" in md and "| m2 (official) | – | – | – |" in md
+    assert "- Ref-Bench, Qwen2.5-VL-3B-Instruct: 41.25 (Toy et al., table 2)" in md
+    assert "- MMSI-Bench, Qwen2.5-VL-3B-Instruct: 26.5 (InternRobotics/MMSI-Bench README leaderboard)" in md
+    rows = list(csv.reader(io.StringIO(csv_text)))
+    assert rows[0][-3:] == ["MMSI-Bench", "Toy-Bench", "Ref-Bench"]
+    by_model = {(r[0], r[1]): r for r in rows[1:]}
+    assert by_model[("m1", "evaluated")][-3:] == ["25.0", "", "12.345"]
+    assert by_model[("Oracle", "published")][4:] == [""] * (len(rows[0]) - 5) + ["100.0"]
+    assert by_model[("SpatialLadder-3B", "paper")][-3:] == ["", "", ""]
+    assert all(len(r) == len(rows[0]) for r in rows)
+
+    # Only the paper's benchmarks evaluated: no extended section, the CSV keeps the paper's columns.
+    md, csv_text = render_report({"m1": {"VSI-Bench": _scores("VSI-Bench", 30.0)}})
+    assert "Extended" not in md and csv_text.splitlines()[0].endswith(",Out-of-domain Overall")

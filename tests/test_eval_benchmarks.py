@@ -27,10 +27,8 @@ PER_TYPE = 2
 
 
 @pytest.fixture(scope="module")
-def fx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("eval-fixtures")
-    make_fixtures(root, seed=0, per_type=PER_TYPE)
-    return root
+def fx(eval_fixtures_dir: Path) -> Path:
+    return eval_fixtures_dir  # seed 0, PER_TYPE questions per type
 
 
 def _schema(path: Path) -> dict[str, pa.DataType]:
@@ -70,13 +68,15 @@ def test_fixture_files_have_real_layout_and_column_types(fx: Path) -> None:
 def test_load_docs_covers_every_type_and_scores(fx: Path, name: str) -> None:
     bench = BENCHMARKS[name]
     docs = bench.load_docs(fx)
-    type_field = TYPE_FIELD[name]
-    types = {d["task"] if name == "CV-Bench" else d[type_field] for d in docs}
+    assert all(TYPE_FIELD[name] in d for d in docs)
+    types = {d["task"] if name == "CV-Bench" else bench.question_type(d) for d in docs}  # MindCube: id -> setting
     expected = {"Count", "Relation", "Depth", "Distance"} if name == "CV-Bench" else set(QUESTION_TYPES[name])
     assert types == expected
     if name == "CV-Bench":
         assert {d["source"] for d in docs} == {"ADE20K", "COCO", "Omni3D"}
         assert len(docs) == 6 * PER_TYPE
+    elif name == "VSI-Bench-Debiased":  # the fixture keeps half of each type, as create_pq.py prunes
+        assert len(docs) == len(QUESTION_TYPES[name]) * PER_TYPE // 2
     else:
         assert len(docs) == len(QUESTION_TYPES[name]) * PER_TYPE
     ids = [d["doc_id"] for d in docs]
@@ -110,11 +110,18 @@ def test_fixtures_are_deterministic(tmp_path: Path) -> None:
 
     def tables(paths: dict[str, Path]) -> list[bytes]:
         root = paths["VSI-Bench"].parent
-        files = sorted(root.rglob("*.parquet")) + sorted(root.rglob("*.json")) + sorted(root.rglob("*.jpg"))
+        files = [f for ext in ("parquet", "json", "jsonl", "jpg", "png") for f in sorted(root.rglob(f"*.{ext}"))]
         return [f.read_bytes() for f in files]
 
     assert tables(a) == tables(b)
     assert tables(a) != tables(c)
+    root = tmp_path / "a"
+    assert set(a) == set(BENCHMARKS)  # a miniature of every registered benchmark
+    assert (a["VSI-Bench-Debiased"], a["MMSI-Bench"], a["MindCube-Tiny"]) == (
+        root / "VSI-Bench", root / "MMSI-Bench", root / "MindCube")  # fmt: skip
+    assert not pq.read_table(root / "VSI-Bench" / "test_pruned.parquet").num_rows  # per_type 1: none pruned
+    with pytest.raises(ValueError, match="per_type"):
+        make_fixtures(tmp_path / "d", per_type=0)
 
 
 def test_prompt_kinds(fx: Path) -> None:

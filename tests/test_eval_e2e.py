@@ -1,6 +1,7 @@
-"""End to end through eval/run_eval.sh with the tiny model on all six miniature benchmarks:
-scores + report beside the paper rows; a 2-process run equals a 1-process run; a run killed midway
-and rerun ends with identical scores and no duplicated or missing doc_ids."""
+"""End to end through eval/run_eval.sh with the tiny model on the miniature of every registered benchmark
+(the paper's six and the extended ones): scores + report beside the paper rows and the published rows;
+a 2-process run equals a 1-process run; a run killed midway and rerun ends with identical scores and no
+duplicated or missing doc_ids."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def reference(fx: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathF
     return out
 
 
-def test_single_process_run_scores_all_six_and_reports(reference: Path) -> None:
+def test_single_process_run_scores_every_benchmark_and_reports(reference: Path) -> None:
+    assert {"VSI-Bench-Debiased", "MMSI-Bench", "MindCube-Tiny"} <= set(BENCHMARKS)
     for bench in BENCHMARKS:
         d = reference / "tiny" / bench
         scores = json.loads((d / "scores.json").read_text())
@@ -83,8 +85,18 @@ def test_single_process_run_scores_all_six_and_reports(reference: Path) -> None:
     report = (reference / "report.md").read_text()
     assert "Qwen2.5-VL-3B (base) *(paper)*" in report and "SpatialLadder-3B *(paper)*" in report
     assert "| tiny (official) |" in report and "### SPAR-Bench" in report
+    extended = report[report.index("## Extended benchmarks"):report.index("## Per-type scores")]
+    assert "| Model | VSI-Bench-Debiased | MMSI-Bench | MindCube-Tiny |" in extended
+    assert "| Qwen2.5-VL-3B-Instruct *(published)* | 22.7 | 26.5 | 37.8 |" in extended
+    tiny_row = next(line for line in extended.splitlines() if line.startswith("| tiny (official) |"))
+    overalls = [json.loads((reference / "tiny" / b / "scores.json").read_text())["overall"]
+                for b in ("VSI-Bench-Debiased", "MMSI-Bench", "MindCube-Tiny")]  # fmt: skip
+    assert tiny_row == "| tiny (official) | " + " | ".join(f"{v:.1f}" for v in overalls) + " |"
+    assert "### MindCube-Tiny" in report
     csv_lines = (reference / "report.csv").read_text().splitlines()
-    assert len(csv_lines) == 4 and csv_lines[3].startswith("tiny,evaluated,official,thinking,")
+    assert csv_lines[0].endswith(",VSI-Bench-Debiased,MMSI-Bench,MindCube-Tiny")
+    assert [line.split(",")[1] for line in csv_lines[1:]] == ["paper"] * 2 + ["published"] * 3 + ["evaluated"]
+    assert csv_lines[-1].startswith("tiny,evaluated,official,thinking,")
     stats = json.loads((reference / "media_cache_stats.rank0.json").read_text())
     assert stats["decodes"] == len(stats["decoded_paths"])  # every video decoded once
 

@@ -77,6 +77,9 @@ def test_api_constants() -> None:
         "CV-Bench",
         "SPAR-Bench",
         "ViewSpatial-Bench",
+        "VSI-Bench-Debiased",
+        "MMSI-Bench",
+        "MindCube-Tiny",
     )
     assert SCORERS == ("official", "spatialladder")
     assert set(REQUIRED_FIELDS) == set(BENCHMARKS) == set(QUESTION_TYPES)

@@ -1,4 +1,4 @@
-"""Miniature copies of the six evaluation benchmarks, in their real file layouts and column names.
+"""Miniature copies of every registered evaluation benchmark, in their real file layouts and column names.
 
     make_fixtures(OUT_DIR, seed=0, per_type=2)  ->  {benchmark: folder}
 
@@ -9,10 +9,15 @@ Layout under ``OUT_DIR`` (one shared ``--data-root``)::
     CV-Bench/test_2d.parquet, test_3d.parquet        (images embedded as {"bytes", "path"})
     SPAR-Bench/data/test-00000-of-00001.parquet      (a list of embedded images per row)
     ViewSpatial-Bench/ViewSpatial-Bench.json         + scannetv2_val/<scene>/original_images/<n>.jpg, val2017/<id>.jpg
+    VSI-Bench/test_debiased.parquet, test_pruned.parquet   (VSI-Bench-Debiased: VSI-Bench's rows + pruned)
+    MMSI-Bench/MMSI_Bench.parquet                    (2+ embedded JPEGs per row, a list of bytes)
+    MindCube/data/raw/MindCube_tinybench.jsonl       + data/other_all_image/{among,around,rotation}/...
 
-Every question type of every benchmark appears ``per_type`` times. Scenes are the procedural rooms of
-:mod:`spatialladder.synthetic`, so counts, sizes, distances, room areas, depths and appearance orders
-are the scene's true values; the remaining multiple-choice answers (routes, view orientation, ...)
+Every question type of every benchmark (MindCube-Tiny: every setting of the tiny set) appears
+``per_type`` times; VSI-Bench-Debiased keeps half of VSI-Bench's rows of each type, as its
+``create_pq.py`` prunes them. Scenes are the procedural rooms of :mod:`spatialladder.synthetic`, so
+counts, sizes, distances, room areas, depths and appearance orders are the scene's true values; the
+remaining multiple-choice answers (routes, view orientation, MMSI-Bench and MindCube answers, ...)
 are drawn at random: the fixtures exercise loading, media, prompting, generation and scoring, not
 model skill. Deterministic for a seed (tables and json byte-identical; images identical).
 """
@@ -28,6 +33,7 @@ from typing import Any
 
 from PIL import Image
 
+from spatialladder.evaluation.benchmarks.mindcube import TINY_SETTINGS as MINDCUBE_SETTINGS
 from spatialladder.evaluation.scoring import QUESTION_TYPES, SPAR_LEVELS
 from spatialladder.synthetic import make_scene, render_frame, write_mp4
 from spatialladder.synthetic.questions import center_distance, lettered, standing_frame
@@ -382,6 +388,138 @@ def _viewspatial(root: Path, rng: random.Random, per_type: int, size: tuple[int,
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# Benchmarks outside the paper's table
+# ------------------------------------------------------------------------------------------------
+def _vsi_debiased(vsi: Path, rng: random.Random) -> Path:
+    """VSI-Bench-Debiased cut from the miniature VSI-Bench in ``vsi`` the way its ``create_pq.py`` does it."""
+    import pyarrow.parquet as pq
+
+    full = vsi / "test-00000-of-00001.parquet"
+    rows = pq.read_table(full).to_pylist()
+    by_type: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_type.setdefault(row["question_type"], []).append(i)
+    # Keep at least half of every type, so both files cover each type once per_type >= 2.
+    kept = {i for idx in by_type.values() for i in rng.sample(idx, math.ceil(len(idx) / 2))}
+    for i, row in enumerate(rows):
+        row["pruned"] = i not in kept
+    schema = pq.read_schema(full).append(_bool_field("pruned"))
+    # create_pq.py: the unpruned rows -> test_debiased.parquet, the pruned rows -> test_pruned.parquet,
+    # both in the source order and without an index column.
+    _write_parquet(vsi / "test_debiased.parquet", [r for r in rows if not r["pruned"]], schema)
+    _write_parquet(vsi / "test_pruned.parquet", [r for r in rows if r["pruned"]], schema)
+    return vsi
+
+
+def _bool_field(name: str) -> Any:
+    import pyarrow as pa
+
+    return pa.field(name, pa.bool_())
+
+
+_DIRECTIONS = ["left", "right", "front", "behind", "front-left", "front-right", "back-left", "back-right"]
+_MOTIONS = ["moved forward", "moved backward", "turned left", "turned right", "did not move"]
+# One question stem per MMSI-Bench type ({a}, {b}: object categories of the rendered room).
+_MMSI_STEMS: dict[str, str] = {
+    "Positional Relationship (Cam.\u2013Cam.)": "Where was the camera of the second image relative to the first?",
+    "Positional Relationship (Obj.\u2013Obj.)": "Where is the {a} relative to the {b}?",
+    "Positional Relationship (Reg.\u2013Reg.)": "Where is the region around the {a} relative to the region around the {b}?",
+    "Positional Relationship (Cam.\u2013Obj.)": "When the second image was taken, where was the {a} relative to the camera?",
+    "Positional Relationship (Obj.\u2013Reg.)": "Where is the {a} relative to the region around the {b}?",
+    "Positional Relationship (Cam.\u2013Reg.)": "Where is the region around the {b} relative to the first camera?",
+    "Attribute (Meas.)": "How long is the {a} compared with the {b}?",
+    "Attribute (Appr.)": "Which object shares its colour with the {a}?",
+    "Motion (Cam.)": "How did the camera move between the two images?",
+    "Motion (Obj.)": "How did the {a} move between the images?",
+    "MSR": "Standing at the {a} and facing the {b}, which way should I turn to reach the third view?",
+}  # fmt: skip
+
+
+def _options(rng: random.Random, pool: list[str], k: int = 4) -> tuple[list[str], str]:
+    """``k`` distinct option texts and the letter of the (randomly) correct one."""
+    return rng.sample(pool, k), LETTERS[rng.randrange(k)]
+
+
+def _mmsi(root: Path, rng: random.Random, per_type: int, size: tuple[int, int]) -> Path:
+    import pyarrow as pa
+
+    out = root / "MMSI-Bench"
+    schema = pa.schema([("id", pa.int64()), ("images", pa.list_(pa.binary())), ("question_type", pa.string()),
+                        ("question", pa.string()), ("answer", pa.string()), ("thought", pa.string())])  # fmt: skip
+    rows = []
+    for k, qtype in enumerate(t for t in QUESTION_TYPES["MMSI-Bench"] for _ in range(per_type)):
+        # README: the ten fundamental tasks use two images, multi-step reasoning more.
+        n_views = rng.randint(3, 4) if qtype == "MSR" else 2
+        scene = _scene(rng, f"mmsi{k:04d}", size, 2, n_views)
+        images = [_jpeg(render_frame(scene, cam).image) for cam in scene.view_cameras]
+        a, b = rng.sample(_uniques(scene), 2)
+        choices, letter = _options(rng, _MOTIONS if qtype.startswith("Motion") else _DIRECTIONS)
+        options = ", ".join(f"{LETTERS[i]}: {c}" for i, c in enumerate(choices))
+        question = _MMSI_STEMS[qtype].format(a=a.category, b=b.category) + "\nOptions: " + options
+        thought = f"The {a.category} and the {b.category} appear in both images, so the answer is {letter}."
+        rows.append({"id": k, "images": images, "question_type": qtype, "question": question,
+                     "answer": letter, "thought": thought})  # fmt: skip
+    _write_parquet(out / "MMSI_Bench.parquet", rows, schema)
+    return out
+
+
+def _mindcube_views(rng: random.Random, setting: str, group: int) -> tuple[str, list[str]]:
+    """(group id, image paths relative to data/) in the release's folder conventions."""
+    if setting == "among":  # other_all_image/among/<object>_<nnn>/<side>_<nnn>.jpg
+        sides = ["front", "left", "back", "right"]
+        folder = f"other_all_image/among/{rng.choice(['backpack', 'shoe', 'chair'])}_{group:03d}"
+        return f"among_group{group:03d}", [f"{folder}/{s}_{rng.randrange(1000):03d}.jpg" for s in sides]
+    if setting == "around":  # other_all_image/around/<64 hex>/<k>_frame_<nnnnn>.png
+        folder = f"other_all_image/around/{rng.getrandbits(256):064x}"
+        frames = sorted(rng.sample(range(400), 3))
+        return f"around_group{group:03d}", [f"{folder}/{i}_frame_{f:05d}.png" for i, f in enumerate(frames)]
+    # rotation: other_all_image/rotation/arkitscenes_<8 digits>/view_<k>_<n>.jpg
+    folder = f"other_all_image/rotation/arkitscenes_{rng.randrange(10**8):08d}"
+    return f"rotation_group{group:03d}", [f"{folder}/view_{i + 1}_{i * 7}.jpg" for i in range(3)]
+
+
+def _mindcube(root: Path, rng: random.Random, per_type: int, size: tuple[int, int]) -> Path:
+    out = root / "MindCube"
+    data = out / "data"
+    rows = []
+    for setting in MINDCUBE_SETTINGS:
+        for q in range(per_type):
+            if q % 2 == 0:  # two questions per group share its images, as in the release
+                group = len(rows)
+                group_id, paths = _mindcube_views(rng, setting, group)
+                scene = _scene(rng, group_id, size, 2, len(paths))
+                for rel, cam in zip(paths, scene.view_cameras, strict=True):
+                    image = render_frame(scene, cam).image
+                    (data / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (data / rel).write_bytes(_png(image) if rel.endswith(".png") else _jpeg(image))
+                objects = [o.category for o in _uniques(scene)][:4]
+            used = paths[:2] if setting == "among" else paths  # among: two of the four sides
+            choices, letter = _options(rng, _DIRECTIONS, 4 if setting != "rotation" else 3)
+            question = (f"Based on these {len(used)} views of the same scene: if you stand at the viewpoint of the "
+                        f"first image, where is the {objects[0]}? "
+                        + " ".join(f"{LETTERS[i]}. {c.capitalize()}" for i, c in enumerate(choices)))  # fmt: skip
+            meta: list[Any] = {"among": [objects, [None] * (len(objects) - 1) + ["face"]],
+                               "around": [[len(used)], [objects[:2], "left", objects[-1]]],
+                               "rotation": objects[:3]}[setting]  # fmt: skip
+            rows.append({
+                # The release has both "around_" and "aroundnew_" ids; odd questions take the latter.
+                "id": f"{group_id.replace('around_', 'aroundnew_') if q % 2 else group_id}_q{q}_1_1",
+                "category": {"among": ["perpendicular", "P-P", "meanwhile", "self"],
+                             "around": ["parallel", "O-O", "around", "self"],
+                             "rotation": ["perpendicular", "PP", "rotation", "self"]}[setting],
+                "type": {"among": "0_frame", "around": "around", "rotation": "three_view"}[setting],
+                "meta_info": meta,
+                "question": question,
+                "images": used,
+                "gt_answer": letter,
+            })  # fmt: skip
+    raw = data / "raw" / "MindCube_tinybench.jsonl"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return out
+
+
 def make_fixtures(
     out_dir: str | Path,
     *,
@@ -391,7 +529,7 @@ def make_fixtures(
     video_frames: int = 24,
     fps: int = 8,
 ) -> dict[str, Path]:
-    """Write the six miniature benchmarks under ``out_dir``; returns benchmark name -> its folder.
+    """Write a miniature of every registered benchmark under ``out_dir``; returns name -> its folder.
 
     ``per_type`` questions of every question type (and, for CV-Bench, of every task x source). Videos
     have ``video_frames`` frames at ``fps``; VSI-Bench puts about five questions on each video.
@@ -405,11 +543,15 @@ def make_fixtures(
         return random.Random(f"spatialladder-eval-fixtures:{seed}:{name}")
 
     spb = _spbench(root, rng("SPBench"), per_type, image_size)
+    vsi = _vsi(root, rng("VSI-Bench"), per_type, image_size, video_frames, fps)
     return {
-        "VSI-Bench": _vsi(root, rng("VSI-Bench"), per_type, image_size, video_frames, fps),
+        "VSI-Bench": vsi,
         "SPBench-SI": spb,
         "SPBench-MV": spb,
         "CV-Bench": _cvbench(root, rng("CV-Bench"), per_type, image_size),
         "SPAR-Bench": _spar(root, rng("SPAR-Bench"), per_type, image_size),
         "ViewSpatial-Bench": _viewspatial(root, rng("ViewSpatial-Bench"), per_type, image_size),
+        "VSI-Bench-Debiased": _vsi_debiased(vsi, rng("VSI-Bench-Debiased")),
+        "MMSI-Bench": _mmsi(root, rng("MMSI-Bench"), per_type, image_size),
+        "MindCube-Tiny": _mindcube(root, rng("MindCube-Tiny"), per_type, image_size),
     }

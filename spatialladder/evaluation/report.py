@@ -1,13 +1,19 @@
 """One table across models in the paper's layout, beside the paper's own rows (``eval/report.py``).
 
 Reads ``RESULTS/<model>/<benchmark>/scores.json`` (written by the runner) and writes ``report.md``
-(main table + per-type tables) and ``report.csv`` (main table). With ``scorer`` different from the one
-a run was scored with, the merged ``predictions.jsonl`` is re-scored (no generation needed).
+(main table, extended table, per-type tables) and ``report.csv`` (main table, then the extended
+columns). With ``scorer`` different from the one a run was scored with, the merged
+``predictions.jsonl`` is re-scored (no generation needed).
 
 Layout (benchmarks.md "Reported layout"): VSI NQ/MCQ/Avg, SPB-SI NQ/MCQ/Avg, SPB-MV NQ/MCQ/Avg,
 in-domain Overall (mean of the three Avgs); CV 2D/3D/Avg, SPAR Low/Med/High/Avg, ViewSpatial
 camera/person/Avg, out-of-domain Overall (mean of the three Avgs). A benchmark's Avg is its official
 overall score. Missing numbers print as "–".
+
+Extended table: every registered benchmark that is not in the paper's layout (:data:`MAIN_COLUMNS`)
+and has results, one column each (its official overall score), with the published rows its module
+declares (``Benchmark.REFERENCE_SCORES``) and their sources listed under the table. It is built from
+the registry alone: a new benchmark appears here without any change to this file.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 from spatialladder.evaluation.benchmarks import BENCHMARKS
 from spatialladder.evaluation.results import collect_results
 
-__all__ = ["MAIN_COLUMNS", "PAPER_ROWS", "main_row", "render_report", "write_report"]
+__all__ = ["MAIN_COLUMNS", "PAPER_ROWS", "extended_benchmarks", "main_row", "render_report", "write_report"]
 
 DASH = "–"
 IN_DOMAIN = ("VSI-Bench", "SPBench-SI", "SPBench-MV")
@@ -91,11 +97,31 @@ def main_row(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None
     return {label: row[label] for label, _, _ in MAIN_COLUMNS}
 
 
+def extended_benchmarks(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Registered benchmarks outside the paper's layout that some model in ``results`` has scores
+    for, in registry order: the columns of the extended table."""
+    paper = {bench for _, bench, _ in MAIN_COLUMNS if bench is not None}
+    return [b for b in BENCHMARKS if b not in paper and any(b in benches for benches in results.values())]
+
+
+def _published_rows(benchmarks: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{model: {benchmark: published overall}} from the benchmarks' REFERENCE_SCORES, in order."""
+    rows: dict[str, dict[str, float]] = {}
+    for bench in benchmarks:
+        for ref in BENCHMARKS[bench].REFERENCE_SCORES:
+            rows.setdefault(ref.model, {})[bench] = ref.overall
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------
 # Rendering
 # ------------------------------------------------------------------------------------------------
 def _fmt(value: float | None, digits: int = 1) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -109,7 +135,8 @@ def _scorers_of(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> set[s
 
 
 def render_report(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tuple[str, str]:
-    """(markdown, csv) of the main table (paper rows first) and the per-type tables."""
+    """(markdown, csv): the main table (paper rows first), the extended table (published rows first; only
+    when an extended benchmark has results) and the per-type tables."""
     scorers = _scorers_of(results)
     scorer_text = ", ".join(f"`{s}`" for s in sorted(scorers)) if scorers else "–"
     labels = [c[0] for c in MAIN_COLUMNS]
@@ -123,18 +150,28 @@ def render_report(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tup
               f"Avgs of its group. {DASH} = not evaluated.")  # fmt: skip
     md.append("")
 
+    # The CSV holds every number: the main columns, then one column per extended benchmark.
+    extended = extended_benchmarks(results)
+    published = _published_rows(extended)
     rows_md, rows_csv = [], []
     for name, values in PAPER_ROWS.items():
         rows_md.append([f"{name} *(paper)*", *[_fmt(values.get(label)) for label in labels]])
-        rows_csv.append([name, "paper", "spatialladder (release)", "thinking", *[values.get(label) for label in labels]])
+        rows_csv.append([name, "paper", "spatialladder (release)", "thinking", *[values.get(label) for label in labels],
+                         *[None] * len(extended)])  # fmt: skip
+    rows_csv += [[model, "published", "official (authors)", "", *[None] * len(labels),
+                  *[values.get(b) for b in extended]] for model, values in published.items()]  # fmt: skip
+    ext_md = [[f"{model} *(published)*", *[_fmt(values.get(b)) for b in extended]]
+              for model, values in published.items()]  # fmt: skip
     notes: list[str] = []
     for model, benches in results.items():
         row = main_row(benches)
         model_scorers = sorted({s.get("scorer", "?") for s in benches.values()})
         kinds = sorted({str(s.get("prompt_kind", "?")) for s in benches.values()})
+        overalls = [benches.get(b, {}).get("overall") for b in extended]
         rows_md.append([f"{model} ({'/'.join(model_scorers)})", *[_fmt(row[label]) for label in labels]])
+        ext_md.append([f"{model} ({'/'.join(model_scorers)})", *[_fmt(v) for v in overalls]])
         rows_csv.append([model, "evaluated", "/".join(model_scorers), "/".join(kinds),
-                         *[None if row[label] is None else round(row[label], 4) for label in labels]])  # fmt: skip
+                         *[_rounded(row[label]) for label in labels], *[_rounded(v) for v in overalls]])  # fmt: skip
         for bench, s in benches.items():
             bits = []
             if s.get("limit") is not None:
@@ -152,6 +189,23 @@ def render_report(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tup
         md.append("Notes:")
         md.extend(notes)
         md.append("")
+
+    if extended:
+        md.append("## Extended benchmarks")
+        md.append("")
+        md.append("Benchmarks outside the paper's table, each scored by its authors' extraction, metric and "
+                  "aggregation (docs/benchmarks.md); each column is the benchmark's official overall score "
+                  "(per-type scores below). Rows marked *published* are copied from the sources listed under "
+                  "the table, not re-evaluated.")  # fmt: skip
+        md.append("")
+        md.append(_md_table(["Model", *extended], ext_md))
+        md.append("")
+        sources = [f"- {b}, {ref.model}: {ref.overall} ({ref.source})"
+                   for b in extended for ref in BENCHMARKS[b].REFERENCE_SCORES]  # fmt: skip
+        if sources:
+            md.append("Sources of the published rows:")
+            md.extend(sources)
+            md.append("")
 
     md.append("## Per-type scores")
     md.append("")
@@ -184,7 +238,7 @@ def render_report(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tup
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["model", "source", "scorer", "prompt_kind", *labels])
+    writer.writerow(["model", "source", "scorer", "prompt_kind", *labels, *extended])
     for r in rows_csv:
         writer.writerow(["" if v is None else v for v in r])
     return "\n".join(md), buf.getvalue()

@@ -3,20 +3,31 @@ evaluation benchmark (lmms-eval style: each benchmark's module loads, prompts an
 
 Adding a benchmark: write ``benchmarks/<name>.py`` with a ``Benchmark`` subclass (the surface is in the
 base class docstring) and add one line to ``_REGISTERED`` below. The order of ``_REGISTERED`` is the
-paper's order, used by ``--benchmarks all`` and the report.
+paper's order, then the benchmarks outside the paper's table; ``--benchmarks all`` and the report
+follow it.
 """
 
 from __future__ import annotations
 
 import re
 
-from spatialladder.evaluation.benchmarks import cvbench, sparbench, spbench, viewspatial, vsibench
+from spatialladder.evaluation.benchmarks import (
+    cvbench,
+    mindcube,
+    mmsibench,
+    sparbench,
+    spbench,
+    viewspatial,
+    vsibench,
+    vsibench_debiased,
+)
 from spatialladder.evaluation.benchmarks.base import (
     PROMPT_KINDS,
     SCORERS,
     Benchmark,
     BenchmarkDataError,
     MediaItem,
+    ReferenceScore,
 )
 from spatialladder.evaluation.benchmarks.scoring_rules import ScoringInputError
 
@@ -27,6 +38,7 @@ __all__ = [
     "Benchmark",
     "BenchmarkDataError",
     "MediaItem",
+    "ReferenceScore",
     "ScoringInputError",
     "get_benchmark",
     "register",
@@ -74,6 +86,9 @@ _REGISTERED: tuple[Benchmark, ...] = (
     cvbench.CVBench(),
     sparbench.SPARBench(),
     viewspatial.ViewSpatialBench(),
+    vsibench_debiased.VSIBenchDebiased(),
+    mmsibench.MMSIBench(),
+    mindcube.MindCubeTiny(),
 )
 for _benchmark in _REGISTERED:
     register(_benchmark)

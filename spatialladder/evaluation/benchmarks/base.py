@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from spatialladder.evaluation.benchmarks.scoring_rules import (
     ScoringInputError,
@@ -68,6 +68,14 @@ class MediaItem:
         return "<embedded image bytes>" if self.data else "<embedded image missing>"
 
 
+class ReferenceScore(NamedTuple):
+    """A published overall score (percent) of a model on a benchmark, and where it was read."""
+
+    model: str
+    overall: float
+    source: str
+
+
 def check_scorer(scorer: str) -> None:
     if scorer not in SCORERS:
         raise ScoringInputError("scorer", f"unknown scorer {scorer!r}; expected one of {list(SCORERS)}")
@@ -94,6 +102,8 @@ class Benchmark:
     * ``VIDEO``: docs hold a video sampled to ``num_frames`` frames (then ``num_frames`` is a setting
       of the run).
     * ``RECORD_DROP``: doc fields kept out of prediction files (embedded image bytes).
+    * ``REFERENCE_SCORES``: published overall scores (:class:`ReferenceScore`: model, percent, source)
+      that the report prints beside a benchmark outside the paper's table (the "extended" table).
 
     Write (methods):
 
@@ -114,6 +124,7 @@ class Benchmark:
       the official rule).
     * ``summarize(buckets, scorer) -> (per_type, groups, overall)`` from ``{type value: [scores]}``, as
       fractions: default per-type means in ``TYPE_VALUES`` order, no groups, overall = sample mean.
+      ``overall`` may be None when no bucket present counts towards it.
     * ``canonical_type(value)``: a spelling fix applied before a type is looked up.
     * ``build_request`` / ``record``: the defaults send ``doc["_media"]`` then the prompt, and write the
       doc's fields minus ``RECORD_DROP``.
@@ -138,6 +149,7 @@ class Benchmark:
     OTHER_TYPES: ClassVar[tuple[str, ...]] = ()
     VIDEO: ClassVar[bool] = False
     RECORD_DROP: ClassVar[tuple[str, ...]] = ()
+    REFERENCE_SCORES: ClassVar[tuple[ReferenceScore, ...]] = ()
 
     def __repr__(self) -> str:
         return f"<benchmark {self.NAME}>"
@@ -161,7 +173,7 @@ class Benchmark:
 
     def summarize(
         self, buckets: Mapping[str, Sequence[float]], scorer: str
-    ) -> tuple[dict[str, float], dict[str, float], float]:
+    ) -> tuple[dict[str, float], dict[str, float], float | None]:
         per_type = self.type_means(buckets)
         return per_type, {}, mean([s for scores in buckets.values() for s in scores])
 
@@ -236,7 +248,8 @@ class Benchmark:
 
         Returns ``{"benchmark", "scorer", "n", "overall", "per_type", "groups"}`` with scores in
         percent. Types absent from ``records`` are skipped, never counted as 0; a group with no type
-        present is left out. ``overall`` is None only when ``records`` is empty.
+        present is left out. ``overall`` is None when ``records`` is empty, or when none of them counts
+        towards it (a benchmark whose ``summarize`` leaves some types out of the overall).
         """
         check_scorer(scorer)
         buckets: dict[str, list[float]] = {}
@@ -250,7 +263,7 @@ class Benchmark:
         if n == 0:
             return result
         per_type, groups, overall = self.summarize(buckets, scorer)
-        result["overall"] = overall * 100.0
+        result["overall"] = None if overall is None else overall * 100.0
         result["per_type"] = {t: v * 100.0 for t, v in per_type.items()}
         result["groups"] = {g: v * 100.0 for g, v in groups.items()}
         return result
