@@ -1,34 +1,53 @@
 #!/usr/bin/env bash
-# The main job on its embedded default, on CPU in minutes: a tiny random Qwen2.5-VL and synthetic
-# scenes in the SpatialLadder-26k formats, the whole ladder (stage 1 -> stage 2 -> cold start ->
-# GRPO) through the same stage scripts a cluster uses, then the eval table on synthetic
-# miniatures of every benchmark (the paper's six and the extended ones). Everything lands in
-# WORK_DIR (default outputs/demo); a rerun skips finished stages and evaluated samples.
+# The main job on its embedded default, on CPU in minutes, showing that the ladder LEARNS: a tiny random
+# Qwen2.5-VL (tiny_model --preset learner) on pixel-grounded synthetic tasks in the SpatialLadder-26k
+# formats (spatialladder.synthetic.learnable: single image, 8 views, video), the whole ladder (stage 1 ->
+# stage 2 -> cold start -> GRPO) through the same stage scripts a cluster uses, then the eval harness:
+# held-out questions for the base model, every stage's output and the final model with --blind (grey
+# media: the text-only control), and the benchmark miniatures (base vs final). Writes
+# WORK_DIR/eval/learning.json, WORK_DIR/eval/report.md (learning table first) and
+# WORK_DIR/plots/training.png. Everything lands in WORK_DIR (default outputs/demo); a rerun skips
+# finished stages and evaluated samples. SEED moves the model init, the data and the trainers together.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEMO=1 WORK_DIR="${WORK_DIR:-outputs/demo}"
 PYTHON="${PYTHON:-.venv/bin/python}"
+SEED="${SEED:-0}"
+RECIPES=configs/recipes/demo/learn
+STAGES=(stage1_grounding stage2_spatial coldstart stage3_grpo)
+t0=$SECONDS
 
-echo "== 1/5 tiny model and synthetic data in $WORK_DIR"
-"$PYTHON" -m spatialladder.tiny_model "$WORK_DIR/tiny-qwen25vl"
-"$PYTHON" -m spatialladder.synthetic.cli "$WORK_DIR/synthetic" --seed 0
-"$PYTHON" -m spatialladder.data.validate "$WORK_DIR"/synthetic/spld_*_data.jsonl \
-  --media-root "$WORK_DIR/synthetic/media" --no-progress
-
-echo "== 2/5 the ladder (run_scripts/run_all.sh)"
-bash run_scripts/run_all.sh
-
-echo "== 3/5 synthetic benchmark miniatures"
+echo "== 1/5 tiny model, learnable tasks, held-out questions and benchmark miniatures in $WORK_DIR"
+"$PYTHON" -m spatialladder.tiny_model "$WORK_DIR/tiny-qwen25vl" --preset learner --seed "$SEED"
+"$PYTHON" -m spatialladder.synthetic.learnable "$WORK_DIR/learnable" --seed "$SEED" \
+  --per-modality 384 --coldstart-per-modality 400 --benchmarks "$WORK_DIR/learnable-heldout"
+"$PYTHON" -m spatialladder.data.validate "$WORK_DIR"/learnable/spld_*_data.jsonl \
+  --media-root "$WORK_DIR/learnable/images" --no-progress
 "$PYTHON" eval/make_fixtures.py "$WORK_DIR/benchmarks"
 
-echo "== 4/5 evaluation: base tiny model vs the ladder's final checkpoint"
-final="$WORK_DIR/stage3_grpo"
-[[ -f "$final/DONE" ]] || final="$WORK_DIR/coldstart"
-bash eval/run_eval.sh --model "tiny-base=$WORK_DIR/tiny-qwen25vl" --model "tiny-$(basename "$final")=$final" \
-  --benchmarks all --data-root "$WORK_DIR/benchmarks" --output-dir "$WORK_DIR/eval" \
-  --prompt-kind thinking --num-frames 8 --max-pixels 12544 --max-new-tokens 32 --batch-size 4
-cat "$WORK_DIR/eval/report.md"
+echo "== 2/5 the ladder (run_scripts/<stage>.sh with the recipes of $RECIPES)"
+export DATA_DIR="$WORK_DIR/learnable"  # the stage scripts read DATA_DIR/spld_*_data.jsonl and DATA_DIR/images
+prev="$WORK_DIR/tiny-qwen25vl"
+for stage in "${STAGES[@]}"; do
+  MODEL="$prev" OUTPUT_DIR="$WORK_DIR/$stage" RECIPE="$RECIPES/$stage.yaml" bash "run_scripts/$stage.sh" --seed "$SEED"
+  prev="$WORK_DIR/$stage"
+done
+unset DATA_DIR
 
-echo "== 5/5 along the ladder: semantic entropy and visual-attention share per stage"
-"$PYTHON" -m spatialladder.analysis ladder "$WORK_DIR" --max-new-tokens 48 --min-pixels 3136 --max-pixels 12544 \
-  --num-frames 4  # prints the table; WORK_DIR/analysis/ladder/ladder.{md,json,png}
+echo "== 3/5 evaluation on held-out questions: base, every stage, and the final model blind"
+eval_args=(--data-root "$WORK_DIR/learnable-heldout" --output-dir "$WORK_DIR/eval" --prompt-kind thinking
+  --num-frames 8 --min-pixels 3136 --max-pixels 12544 --max-new-tokens 32 --batch-size 20 --no-report)
+models=(--model "base=$WORK_DIR/tiny-qwen25vl")
+for stage in "${STAGES[@]}"; do models+=(--model "$stage=$WORK_DIR/$stage"); done
+bash eval/run_eval.sh "${models[@]}" --benchmarks "SPBench-SI SPBench-MV VSI-Bench" "${eval_args[@]}"
+bash eval/run_eval.sh --blind --model "final-blind=$prev" --benchmarks "SPBench-SI SPBench-MV VSI-Bench" "${eval_args[@]}"
+
+echo "== 4/5 the benchmark miniatures (every registered benchmark), base vs final"
+bash eval/run_eval.sh --model "tiny-base=$WORK_DIR/tiny-qwen25vl" --model "tiny-final=$prev" \
+  --benchmarks all --data-root "$WORK_DIR/benchmarks" --output-dir "$WORK_DIR/eval-benchmarks" \
+  --prompt-kind thinking --num-frames 8 --min-pixels 3136 --max-pixels 12544 --max-new-tokens 32 --batch-size 8
+
+echo "== 5/5 learning figures, report and plots"
+"$PYTHON" -m spatialladder.evaluation.learning "$WORK_DIR" --models base "${STAGES[@]}" final-blind
+echo "benchmark miniatures (synthetic scenes the tiny model never trained on): $WORK_DIR/eval-benchmarks/report.md"
+echo "demo finished in $((SECONDS - t0)) s: $WORK_DIR/eval/report.md, $WORK_DIR/eval/learning.json, $WORK_DIR/plots/training.png"

@@ -87,35 +87,58 @@ def _log_history(stage_dir: Path) -> list[dict[str, Any]]:
 
 def grpo_reward_trend(stage_dir: str | Path, window: int | None = None) -> dict[str, Any] | None:
     """Mean reward over the first and the last ``window`` logged GRPO steps (default: a third of
-    them, at least one), the steps with a non-zero ``grad_norm`` and the largest one."""
+    them, at least one), the steps with a non-zero ``grad_norm`` and the largest one.
+
+    ``rose`` says whether the rise is clear: larger than two standard errors of the difference of the
+    two window means, each standard error estimated from its window's step-to-step spread (a rise
+    inside the noise of single steps is not counted)."""
     steps = [e for e in _log_history(Path(stage_dir)) if "reward" in e]
     if not steps:
         return None
     k = window or max(1, len(steps) // 3)
     grads = [float(e["grad_norm"]) for e in steps if e.get("grad_norm") is not None]
+    first = [float(e["reward"]) for e in steps[:k]]
+    last = [float(e["reward"]) for e in steps[-k:]]
+
+    def sem(values: list[float]) -> float:
+        if len(values) < 2:
+            return float("inf")
+        mean = sum(values) / len(values)
+        return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+
+    rise = sum(last) / k - sum(first) / k
+    rise_se = math.hypot(sem(first), sem(last))
+    nonzero = sum(g > 0 for g in grads)
     return {
         "steps": len(steps),
         "window": k,
-        "first_mean_reward": sum(e["reward"] for e in steps[:k]) / k,
-        "last_mean_reward": sum(e["reward"] for e in steps[-k:]) / k,
-        "nonzero_grad_norm_steps": sum(g > 0 for g in grads),
+        "first_mean_reward": sum(first) / k,
+        "last_mean_reward": sum(last) / k,
+        "rise": rise,
+        "rise_se": rise_se,
+        "rose": rise > 2 * rise_se,
+        "nonzero_grad_norm_steps": nonzero,
         "max_grad_norm": max(grads) if grads else None,
     }
 
 
 def learning_checks(
-    models: Mapping[str, Mapping[str, Mapping[str, Any]]], final: str, blind: str | None, base: str | None
+    models: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    final: str,
+    blind: str | None,
+    base: str | None,
+    *,
+    require_format: bool = True,
 ) -> dict[str, Any]:
     """The demo's margins, per modality: final accuracy >= chance + 3 sd, blind within 2 sd of
-    chance, base at or below chance + 2 sd, and the final thinking-format rate >= 0.9."""
+    chance, base at or below chance + 2 sd, and (``require_format``: models evaluated with the
+    thinking prompt) the final thinking-format rate >= 0.9."""
     checks: dict[str, Any] = {}
     for modality, fig in models.get(final, {}).items():
         sd = binomial_sd(fig["chance"], fig["n"])
-        row = {
-            "sd": sd,
-            "final_above_chance_3sd": fig["accuracy"] >= fig["chance"] + 3 * sd,
-            "final_format_rate_at_least_0.9": fig["format_rate"] >= 0.9,
-        }
+        row: dict[str, Any] = {"sd": sd, "final_above_chance_3sd": fig["accuracy"] >= fig["chance"] + 3 * sd}
+        if require_format:
+            row["final_format_rate_at_least_0.9"] = fig["format_rate"] >= 0.9
         if blind and modality in models.get(blind, {}):
             b = models[blind][modality]
             row["blind_within_2sd_of_chance"] = abs(b["accuracy"] - b["chance"]) <= 2 * binomial_sd(b["chance"], b["n"])
@@ -148,13 +171,15 @@ def render_learning_table(learning: Mapping[str, Any]) -> str:
     grpo = learning.get("grpo")
     if grpo:
         lines += ["", f"GRPO: mean reward over the first {grpo['window']} steps {grpo['first_mean_reward']:.3f}, "
-                      f"over the last {grpo['window']} steps {grpo['last_mean_reward']:.3f} ({grpo['steps']} steps; "
+                      f"over the last {grpo['window']} steps {grpo['last_mean_reward']:.3f} (rise {grpo['rise']:+.3f}, "
+                      f"standard error {grpo['rise_se']:.3f}; {grpo['steps']} steps; "
                       f"non-zero grad_norm on {grpo['nonzero_grad_norm_steps']}, max {grpo['max_grad_norm'] or 0:.3f})."]  # fmt: skip
     checks = learning.get("checks")
     if checks:
         failed = [f"{m}: {k}" for m, row in checks.items() if isinstance(row, dict) for k, v in row.items()
                   if isinstance(v, bool) and not v]  # fmt: skip
-        lines += ["", "Margins (final vs chance + 3 sd, blind within 2 sd, base <= chance + 2 sd, format >= 0.9): "
+        lines += ["", "Margins (final vs chance + 3 sd, blind within 2 sd, base <= chance + 2 sd, format >= 0.9, "
+                      "GRPO reward rise > 2 standard errors, non-zero gradients): "
                       + ("all met." if not failed else "NOT met: " + "; ".join(failed))]  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -216,6 +241,13 @@ def write_learning(work_dir: str | Path, models: Sequence[str], *, report: bool 
         "grpo": grpo_reward_trend(work / GRPO_STAGE),
         "checks": learning_checks(figures, final, blind, base) if final else {},
     }
+    if learning["grpo"] is not None and learning["checks"]:
+        grpo = learning["grpo"]
+        learning["checks"]["grpo"] = {"reward_rose_2se": grpo["rose"],
+                                      "some_gradients_nonzero": grpo["nonzero_grad_norm_steps"] > 0}  # fmt: skip
+        checks = learning["checks"]
+        checks["all_passed"] = all(v for row in checks.values() if isinstance(row, dict) for v in row.values()
+                                   if isinstance(v, bool))  # fmt: skip
     (eval_dir / "learning.json").write_text(json.dumps(learning, indent=2) + "\n", encoding="utf-8")
     if report:
         write_report(eval_dir, preface=learning_preface(eval_dir))

@@ -9,8 +9,8 @@ choice question per sample whose answer can only be read from the pixels:
   blue one?" -- one 56x112 image, one square in each half, the nearer one drawn larger;
 * ``multi_view`` (``relative distance``): eight 56x56 views of which only one shows the two objects;
   "Which of them is nearer to the camera?" -- again the nearer one is drawn larger;
-* ``video`` (``appearance order``): eight 56x56 frames in which one object is seen first and the other
-  only later; "Which object appears first in the video?".
+* ``video`` (``appearance order``): eight 56x56 frames in which one object is seen over the first six
+  frames and the other only over the last two; "Which object appears first in the video?".
 
 The options are always ``A. red`` / ``B. blue``; the answer is balanced (exactly half A per
 modality and split), so a model that always answers one letter, or one that does not look (the
@@ -73,6 +73,8 @@ THINK = {
 SINGLE_SIZE = (56, 112)  # W, H: 2x4 merged 28 px tokens at the demo's pixel budget
 VIEW_SIZE = (56, 56)
 NUM_FRAMES = 8
+# an even frame: Qwen2.5-VL merges frame pairs into one temporal patch
+VIDEO_CHANGE_FRAME = 6
 MEDIA_DIR = "images"
 
 
@@ -155,10 +157,16 @@ def _multi_view(rng: random.Random, answer: str) -> LearnableSample:
 
 
 def _video(rng: random.Random, answer: str) -> LearnableSample:
-    """The first object is in view over the first frames, the second one after it has left."""
+    """The first object is in view over the first six frames, the second one over the last two.
+
+    The first object is therefore also the one seen longer: the answer can be read from the colour that
+    dominates the video, which the tiny model learns in a few dozen steps. With the change point drawn
+    from frames 2, 4 or 6 (the order alone decides) stage 2 reached 0.93-1.0 on held-out videos after
+    96-144 steps in some seeds and stayed at 0.5 after 96 in another; the answer is still only in the
+    pixels (blind: chance)."""
     w, h = VIEW_SIZE
     other = NAMES[1 - NAMES.index(answer)]
-    split = rng.choice((2, 4, 6))  # an even frame: Qwen2.5-VL merges frame pairs into one temporal patch
+    split = VIDEO_CHANGE_FRAME
     side_a, side_b = rng.randint(26, 36), rng.randint(26, 36)
     pos_a = (rng.randint(0, w - side_a), rng.randint(0, h - side_a))
     pos_b = (rng.randint(0, w - side_b), rng.randint(0, h - side_b))
