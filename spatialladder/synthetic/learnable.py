@@ -297,13 +297,13 @@ def write_learnable_benchmarks(
             scene = f"scene{k:04d}_00"
             row = {"id": k, "dataset": "scannet", "scene_name": scene, "question_type": qtype,
                    "question": s.question, "options": s.options, "ground_truth": s.answer}  # fmt: skip
-            if bench == "VSI-Bench":
+            if modality == "video":  # VSI-Bench layout: one .mp4 per scene, no images column
                 write_mp4(s.frames, root / bench / "scannet" / f"{scene}.mp4", fps=4)
             else:
                 row["images"] = [p.split("/", 1)[1] for p in _save_frames(s, root / bench / "images", scene)]
             rows.append(row)
-        schema = pa.schema(columns + ([] if bench == "VSI-Bench" else [("images", pa.list_(pa.string()))]))
-        name = "test-00000-of-00001.parquet" if bench == "VSI-Bench" else f"{bench}.parquet"
+        schema = pa.schema(columns + ([] if modality == "video" else [("images", pa.list_(pa.string()))]))
+        name = "test-00000-of-00001.parquet" if modality == "video" else f"{bench}.parquet"
         (root / bench).mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), root / bench / name)
         out[modality] = root / bench
