@@ -12,7 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEMO=1 WORK_DIR="${WORK_DIR:-outputs/demo-learning}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 RECIPES=configs/recipes/demo/learn
-STAGES=(stage1_grounding stage2_spatial coldstart stage3_grpo)
+stages="$("$PYTHON" -m spatialladder.training.ladder stages)"  # the ladder, in order
+mapfile -t STAGES <<<"$stages"
 t0=$SECONDS
 
 echo "== 1/4 tiny model and learnable synthetic tasks in $WORK_DIR"
@@ -22,14 +23,10 @@ echo "== 1/4 tiny model and learnable synthetic tasks in $WORK_DIR"
 "$PYTHON" -m spatialladder.data.validate "$WORK_DIR"/learnable/spld_*_data.jsonl \
   --media-root "$WORK_DIR/learnable/images" --no-progress
 
-echo "== 2/4 the ladder (run_scripts/<stage>.sh with the recipes of $RECIPES)"
-export DATA_DIR="$WORK_DIR/learnable"  # the stage scripts read DATA_DIR/spld_*_data.jsonl and DATA_DIR/images
-prev="$WORK_DIR/tiny-qwen25vl"
-for stage in "${STAGES[@]}"; do
-  MODEL="$prev" OUTPUT_DIR="$WORK_DIR/$stage" RECIPE="$RECIPES/$stage.yaml" bash "run_scripts/$stage.sh"
-  prev="$WORK_DIR/$stage"
-done
-unset DATA_DIR
+echo "== 2/4 the ladder (run_scripts/run_all.sh with the recipes of $RECIPES)"
+# the stage scripts read DATA_DIR/spld_*_data.jsonl and DATA_DIR/images; each stage writes WORK_DIR/<stage>
+MODEL="$WORK_DIR/tiny-qwen25vl" DATA_DIR="$WORK_DIR/learnable" RECIPE_DIR="$RECIPES" bash run_scripts/run_all.sh
+prev="$WORK_DIR/${STAGES[-1]}"
 
 echo "== 3/4 evaluation on held-out questions: base, every stage, and the final model blind"
 eval_args=(--benchmarks "SPBench-SI SPBench-MV VSI-Bench" --data-root "$WORK_DIR/learnable-heldout"
