@@ -30,12 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.media import FrameCache, decode_video_frames, resize_to_budget  # noqa: E402
-from spatialladder.synthetic import make_scene, render_frame, write_mp4  # noqa: E402
+from spatialladder.evaluation.media import FrameCache, decode_video_frames, resize_to_budget
+from spatialladder.synthetic import make_scene, render_frame, write_mp4
 
 
 def make_video(path: Path, seed: int, seconds: float, fps: int, size: tuple[int, int]) -> None:

@@ -12,12 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.report import write_report  # noqa: E402
-from spatialladder.evaluation.scoring import SCORERS  # noqa: E402
+from spatialladder.evaluation.report import write_report
+from spatialladder.evaluation.scoring import SCORERS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,13 +12,8 @@ Launched by ``accelerate launch`` / ``torchrun`` it runs as one rank of the job 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.runner import main  # noqa: E402
+from spatialladder.evaluation.runner import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,11 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.scoring import (  # noqa: E402
+from spatialladder.evaluation.scoring import (
     BENCHMARKS,
     SCORERS,
     ScoringInputError,

@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 EXIT_MISSING_MEDIA = 2
-EXIT_BAD_CONFIG = 3
 PRED_GLOB = "predictions.rank*.jsonl"
 
 
