@@ -168,6 +168,7 @@ def _last_value(args: Sequence[str], key: str) -> str | None:
     return value
 
 
+# The demo builders are imported when used: they cost a non-demo plan about a second per stage.
 def _prepare_demo_model(path: Path) -> None:
     from spatialladder.tiny_model import MARKER_FILE, build_tiny_qwen25vl
 
