@@ -175,7 +175,11 @@ def test_clean_files_load_with_types_and_resolved_paths(dataset: dict[str, Path]
     mcq, count, order, dist = spatial
     assert mcq.is_multiple_choice and mcq.options == ["A. left", "B. right", "C. front", "D. back"]
     assert not count.is_multiple_choice and count.options is None and count.answer == "3"
-    assert order.options == ["A. sofa", "B. bed", "C. desk"] and order.answer == "C" and order.data_type == "video"
+    assert (
+        order.options == ["A. sofa", "B. bed", "C. desk"]
+        and order.answer == "C"
+        and order.data_type == "video"
+    )
     assert dist.answer == "2.5" and dist.options is None
     assert coldstart[1].solution.endswith("<answer>3</answer>")
     assert image_size(media / SINGLE) == (W, H)
