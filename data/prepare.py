@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # run as a script from a checkout: import the package next to it
-    sys.path.insert(0, str(HERE.parent))
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from spatialladder.evaluation.fixtures import make_fixtures  # noqa: E402
+from spatialladder.evaluation.fixtures import make_fixtures
 
 
 def main(argv: list[str] | None = None) -> int:

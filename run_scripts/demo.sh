@@ -14,7 +14,7 @@ export DEMO=1 WORK_DIR="${WORK_DIR:-outputs/demo}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 SEED="${SEED:-0}"
 RECIPES=configs/recipes/demo/learn
-STAGES=(stage1_grounding stage2_spatial coldstart stage3_grpo)
+mapfile -t STAGES < <("$PYTHON" -m spatialladder.training.ladder stages)  # the ladder, in order
 t0=$SECONDS
 
 echo "== 1/5 tiny model, learnable tasks, held-out questions and benchmark miniatures in $WORK_DIR"
@@ -25,14 +25,10 @@ echo "== 1/5 tiny model, learnable tasks, held-out questions and benchmark minia
   --media-root "$WORK_DIR/learnable/images" --no-progress
 "$PYTHON" eval/make_fixtures.py "$WORK_DIR/benchmarks"
 
-echo "== 2/5 the ladder (run_scripts/<stage>.sh with the recipes of $RECIPES)"
-export DATA_DIR="$WORK_DIR/learnable"  # the stage scripts read DATA_DIR/spld_*_data.jsonl and DATA_DIR/images
-prev="$WORK_DIR/tiny-qwen25vl"
-for stage in "${STAGES[@]}"; do
-  MODEL="$prev" OUTPUT_DIR="$WORK_DIR/$stage" RECIPE="$RECIPES/$stage.yaml" bash "run_scripts/$stage.sh" --seed "$SEED"
-  prev="$WORK_DIR/$stage"
-done
-unset DATA_DIR
+echo "== 2/5 the ladder (run_scripts/run_all.sh with the recipes of $RECIPES)"
+# the stage scripts read DATA_DIR/spld_*_data.jsonl and DATA_DIR/images; each stage writes WORK_DIR/<stage>
+MODEL="$WORK_DIR/tiny-qwen25vl" DATA_DIR="$WORK_DIR/learnable" RECIPE_DIR="$RECIPES" bash run_scripts/run_all.sh --seed "$SEED"
+prev="$WORK_DIR/${STAGES[-1]}"
 
 echo "== 3/5 evaluation on held-out questions: base, every stage, and the final model blind"
 eval_args=(--data-root "$WORK_DIR/learnable-heldout" --output-dir "$WORK_DIR/eval" --prompt-kind thinking

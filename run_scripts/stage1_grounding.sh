@@ -3,4 +3,4 @@
 #   bash run_scripts/stage1_grounding.sh [--key value ...]        # env knobs: see _common.sh
 #   DEMO=1 bash run_scripts/stage1_grounding.sh     (or --demo)  # tiny model + synthetic data, CPU
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
-sl_run_stage stage1_grounding "" spatialladder.training.sft "$@"
+sl_run_stage stage1_grounding "$@"

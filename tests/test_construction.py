@@ -72,7 +72,7 @@ def test_reader_loads_scannet_layout(tmp_path: Path) -> None:
     assert scan.skipped_labels == {"excluded_label": 5}  # floor + 4 walls
     assert [i.category for i in scan.instances] == ["table", "cabinet", "sofa", "bookshelf"]
     for inst, obj in zip(scan.instances, scene.objects):
-        lo, hi = inst.aabb
+        lo, hi = inst.points.min(0), inst.points.max(0)
         assert np.allclose(lo, obj.min_corner, atol=1e-5) and np.allclose(hi, obj.max_corner, atol=1e-5)
         assert np.allclose(inst.center, obj.center, atol=1e-5) and np.allclose(inst.size, obj.size, atol=1e-5)
     assert np.allclose(scan.room_min, (0, 0, 0), atol=1e-5) and np.allclose(

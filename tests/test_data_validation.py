@@ -173,12 +173,14 @@ def test_clean_files_load_with_types_and_resolved_paths(dataset: dict[str, Path]
     assert spatial[1].images == [(media / v).resolve() for v in VIEWS]
 
     mcq, count, order, dist = spatial
+    assert mcq.is_multiple_choice and mcq.options == ["A. left", "B. right", "C. front", "D. back"]
+    assert not count.is_multiple_choice and count.options is None and count.answer == "3"
     assert (
-        mcq.is_multiple_choice and mcq.option_letters == ["A", "B", "C", "D"] and mcq.numeric_answer is None
+        order.options == ["A. sofa", "B. bed", "C. desk"]
+        and order.answer == "C"
+        and order.data_type == "video"
     )
-    assert not count.is_multiple_choice and count.option_letters == [] and count.numeric_answer == 3.0
-    assert order.option_letters == ["A", "B", "C"] and order.answer == "C" and order.data_type == "video"
-    assert dist.numeric_answer == 2.5 and dist.options is None
+    assert dist.answer == "2.5" and dist.options is None
     assert coldstart[1].solution.endswith("<answer>3</answer>")
     assert image_size(media / SINGLE) == (W, H)
 

@@ -218,7 +218,9 @@ def _parse(*argv: str):
     return parse_args((SpatialLadderArguments, SFTConfig, ModelConfig), list(argv))
 
 
-def test_paper_recipes(tmp_path: Path) -> None:
+def test_paper_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spatialladder.training.ladder import LADDER, Settings, read_recipe, stage_input
+
     out = {}
     for stage in ("stage1_grounding", "stage2_spatial", "coldstart"):
         # bf16 needs a GPU; everything else is read as written
@@ -238,8 +240,19 @@ def test_paper_recipes(tmp_path: Path) -> None:
         assert model.dtype == "float32" and not model.use_peft  # master weights; bf16 = compute
         out[stage] = (model.model_name_or_path, train.output_dir)
     assert out["stage1_grounding"][0] == "Qwen/Qwen2.5-VL-3B-Instruct"
-    assert out["stage2_spatial"][0] == out["stage1_grounding"][1]
-    assert out["coldstart"][0] == out["stage2_spatial"][1]
+    # The chain is the ladder's: each later stage reads the previous recipe's output_dir, and no
+    # recipe declares it a second time.
+    assert out["stage2_spatial"][0] is None and out["coldstart"][0] is None
+    monkeypatch.chdir(REPO)  # the stage scripts resolve recipes from the repository root
+    recipes = {s.name: read_recipe(Path(f"configs/recipes/{s.name}.yaml")) for s in LADDER}
+    inputs = {name: stage_input(name, Settings(), recipe) for name, recipe in recipes.items()}
+    assert inputs == {
+        "stage1_grounding": "Qwen/Qwen2.5-VL-3B-Instruct",
+        "stage2_spatial": out["stage1_grounding"][1],
+        "coldstart": out["stage2_spatial"][1],
+        "stage3_grpo": out["coldstart"][1],
+    }
+    assert "model_name_or_path" not in recipes["stage3_grpo"]
     text = (REPO / "configs/recipes/stage1_grounding.yaml").read_text()
     assert "bf16: true" in text
 

@@ -10,7 +10,8 @@ from trl import ModelConfig
 
 from spatialladder.data import load_records, select_max_samples
 from spatialladder.training.config import ConfigError, SpatialLadderArguments, parse_args
-from spatialladder.training.grpo import GRPOConfig, build_dataset
+from spatialladder.training.entry import load_stage_records
+from spatialladder.training.grpo import GRPOConfig, spatial_rows
 
 REPO = Path(__file__).resolve().parents[1]
 GRPO_RECIPES = ("configs/recipes/stage3_grpo.yaml", "configs/recipes/demo/stage3_grpo.yaml")
@@ -66,10 +67,13 @@ def test_max_samples_is_one_rule_for_sft_and_grpo(synthetic_data_dir: Path) -> N
     records = load_records(data, synthetic_data_dir / "media", kind="spatial", check_media=False)
     args = SpatialLadderArguments(data_files=[str(data)], media_root=str(synthetic_data_dir / "media"),
                                   max_samples=6, skip_validation=True)  # fmt: skip
-    rows = build_dataset(args)
+    # the loader both entry points use
+    rows = spatial_rows(
+        load_stage_records(args, GRPOConfig(output_dir="x", report_to="none"), kind="spatial")
+    )
     expected = [records[i * len(records) // 6] for i in range(6)]  # spans the file, not its head
-    assert rows["question_id"] == [int(r.question_id) for r in expected]
-    assert rows["question_id"] != [int(r.question_id) for r in records[:6]]
+    assert [row["question_id"] for row in rows] == [int(r.question_id) for r in expected]
+    assert [row["question_id"] for row in rows] != [int(r.question_id) for r in records[:6]]
 
 
 def test_whole_run_train_loss_counts_the_steps_before_a_resume() -> None:

@@ -1,6 +1,6 @@
 """DeepSpeed ZeRO-3 / ZeRO-2 for real: two gloo ranks on CPU, launched through run_scripts/_common.sh.
 
-Every run goes through ``sl_run_stage`` (the stage scripts' launcher, so its hardware selection is
+Every run goes through ``sl_launch`` (the stage scripts' launcher, so its hardware selection is
 what is tested) with :mod:`tests.zero3_driver` as the entry point: the real SFT / GRPO entry point
 with rows ordered so that the two ranks see different media on every step, a text-only rank
 included (see ``RANK_PAIRS`` there). Each run is made once per session, shared by xdist workers
@@ -52,7 +52,7 @@ def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_stage(
-    work: Path,
+    data: Path,
     out: Path,
     kind: str,
     recipe: str,
@@ -62,26 +62,23 @@ def run_stage(
     timeout: float = LAUNCH_TIMEOUT,
     processes: int = 2,
 ) -> tuple[int | None, str]:
-    """Launch ``tests.zero3_driver`` on ``processes`` ranks through ``sl_run_stage``; returns (exit status
-    or None when killed at the timeout, log). The whole process group is killed at the timeout
-    (a rank stuck in a collective would otherwise hang forever)."""
+    """Launch ``tests.zero3_driver`` on ``processes`` ranks through ``sl_launch`` on the synthetic
+    spatial rows in ``data``; returns (exit status or None when killed at the timeout, log). The whole
+    process group is killed at the timeout (a rank stuck in a collective would otherwise hang forever)."""
     full_env = {
         **os.environ,
         "ZERO3_DRIVER_KIND": kind,
         "ACCELERATE_CONFIG": config,
         "NUM_PROCESSES": str(processes),
-        "DEMO": "1",
-        "WORK_DIR": str(work),
-        "MODEL": str(model),
-        "OUTPUT_DIR": str(out),
-        "RECIPE": recipe,
         "OMP_NUM_THREADS": "1",
     }
-    script = 'source run_scripts/_common.sh; sl_run_stage zero3-test "" tests.zero3_driver "$@"'
+    entry_args = ["--config", recipe, "--model_name_or_path", str(model), "--output_dir", str(out),
+                  "--data_files", str(data / "spld_spatial_data.jsonl"), "--media_root", str(data / "media")]  # fmt: skip
+    script = 'source run_scripts/_common.sh; sl_launch tests.zero3_driver "$@"'
     log_path = out.parent / f"{out.name}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            ["bash", "-c", script, "bash", *args],
+            ["bash", "-c", script, "bash", *entry_args, *args],
             cwd=REPO,
             env=full_env,
             stdout=log,
@@ -135,10 +132,6 @@ def zero3_runs(
             check=True,
             capture_output=True,
         )
-    work = root / "work"
-    if not work.exists():
-        work.mkdir()
-        (work / "synthetic").symlink_to(synthetic_data_dir)  # DEMO=1 reads WORK_DIR/synthetic
     z3, z2, ddp = (
         "configs/accelerate/zero3.yaml",
         "configs/accelerate/zero2.yaml",
@@ -168,7 +161,9 @@ def zero3_runs(
                     kind, recipe, config, args = plans[name]
                 t0 = time.perf_counter()
                 timeout = 150 if name.endswith("no_dummy") else LAUNCH_TIMEOUT
-                rc, log = run_stage(work, out, kind, recipe, config, args, tiny_model_dir, timeout)
+                rc, log = run_stage(
+                    synthetic_data_dir, out, kind, recipe, config, args, tiny_model_dir, timeout
+                )
                 seconds = time.perf_counter() - t0
                 result.write_text(json.dumps({"rc": rc, "seconds": seconds}))
                 print(f"[zero3 tests] {name}: exit {rc} after {seconds:.0f} s")
@@ -275,10 +270,9 @@ def test_deepspeed_dropped_by_accelerate_is_an_error(tmp_path: Path, tiny_model_
 def test_generation_without_gather_is_refused_with_media_at_construction(
     tmp_path: Path, tiny_model_dir: Path, synthetic_data_dir: Path
 ) -> None:
-    (tmp_path / "synthetic").symlink_to(synthetic_data_dir)
     args = [*GRPO_ARGS, "--ds3_gather_for_generation", "false"]
     out = tmp_path / "grpo_no_gather"
-    rc, log = run_stage(tmp_path, out, "grpo", GRPO_RECIPE, "configs/accelerate/zero3.yaml", args,
+    rc, log = run_stage(synthetic_data_dir, out, "grpo", GRPO_RECIPE, "configs/accelerate/zero3.yaml", args,
                         tiny_model_dir, processes=1)  # fmt: skip
     assert rc not in (0, None), log[-3000:]
     assert (

@@ -5,7 +5,7 @@ one change: the training rows are put in an order that, with a sequential sample
 (``--train_sampling_strategy sequential`` for SFT, ``--shuffle_dataset false`` for GRPO) and two
 ranks, gives every step a *different* batch per rank, including a text-only one
 (:data:`RANK_PAIRS`). The synthetic data format has no text-only rows, so they are made here from
-single-image rows with the media removed. Launched like a stage: ``sl_run_stage ... tests.zero3_driver``.
+single-image rows with the media removed. Launched like a stage: ``sl_launch tests.zero3_driver --config ...``.
 """
 
 from __future__ import annotations
@@ -54,45 +54,38 @@ def char_share(completions: Any, **kwargs: Any) -> list[float]:
 
 
 def main() -> None:
-    import trl
-
     from spatialladder.rewards import REWARD_FUNCS, register
+    from spatialladder.training import grpo, sft
+    from spatialladder.training.config import SFTConfig
+    from spatialladder.training.entry import run_main
+    from spatialladder.training.grpo_trainer import IMAGES_COLUMN, VIDEO_COLUMN
 
     if "char_share" not in REWARD_FUNCS:
         register("char_share")(char_share)
 
-    from spatialladder.training.config import SFTConfig, SpatialLadderArguments, parse_args
-
     kind = os.environ["ZERO3_DRIVER_KIND"]
     steps = len(RANK_PAIRS)
     if kind == "sft":
-        from spatialladder.training import sft
 
-        script_args, training_args, model_args = parse_args(
-            (SpatialLadderArguments, SFTConfig, trl.ModelConfig), sys.argv[1:]
-        )
+        def text_only(row: dict[str, Any]) -> dict[str, Any]:
+            return {**row, "images": [], "video": None, "data_type": "text"}
 
-        def text_only(sample: dict[str, Any]) -> dict[str, Any]:
-            return {**sample, "images": [], "video": None, "data_type": "text"}
-
-        sft.train(script_args, training_args, model_args, lambda s: arrange(s, text_only, steps))
+        module, config = sft, SFTConfig
     elif kind == "grpo":
-        from datasets import Dataset
-
-        from spatialladder.training import grpo
-        from spatialladder.training.grpo_trainer import IMAGES_COLUMN, VIDEO_COLUMN
-
-        sl_args, grpo_args, model_args = parse_args(
-            (SpatialLadderArguments, grpo.GRPOConfig, trl.ModelConfig), sys.argv[1:]
-        )
 
         def text_only(row: dict[str, Any]) -> dict[str, Any]:
             return {**row, IMAGES_COLUMN: [], VIDEO_COLUMN: [], "data_type": "text"}
 
-        rows = grpo.build_dataset(sl_args).to_list()
-        grpo.run(sl_args, grpo_args, model_args, Dataset.from_list(arrange(rows, text_only, steps)))
+        module, config = grpo, grpo.GRPOConfig
     else:
         raise SystemExit(f"ZERO3_DRIVER_KIND must be sft or grpo, got {kind!r}")
+
+    def train(script_args: Any, training_args: Any, model_args: Any) -> Any:
+        return module.train(
+            script_args, training_args, model_args, lambda rows: arrange(rows, text_only, steps)
+        )
+
+    sys.exit(run_main(train, config, sys.argv[1:]))
 
 
 if __name__ == "__main__":

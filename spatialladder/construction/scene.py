@@ -68,10 +68,6 @@ class Instance:
         self.box = oriented_box(self.points)
 
     @property
-    def aabb(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.points.min(0), self.points.max(0)
-
-    @property
     def center(self) -> tuple[float, float, float]:
         return self.box.center
 

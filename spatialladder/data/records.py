@@ -70,25 +70,6 @@ class SpatialRecord:
     def is_multiple_choice(self) -> bool:
         return self.question_type in MCQ_TYPES
 
-    @property
-    def option_letters(self) -> list[str]:
-        """Letters of the options in order (``["A", "B", ...]``); empty for numeric questions."""
-        if not self.options:
-            return []
-        letters = []
-        for opt in self.options:
-            m = OPTION_RE.match(opt)
-            if m:
-                letters.append(m.group(1))
-        return letters
-
-    @property
-    def numeric_answer(self) -> float | None:
-        """The answer as a float for numeric question types, else None."""
-        if self.is_multiple_choice:
-            return None
-        return parse_finite_float(self.answer)
-
 
 @dataclass(frozen=True)
 class ColdStartRecord:

@@ -48,7 +48,6 @@ COUNT_CATEGORIES: dict[str, tuple[tuple[float, float], tuple[float, float], tupl
     "trash can": ((0.25, 0.38), (0.25, 0.38), (0.30, 0.60), (110, 110, 120)),
     "box": ((0.30, 0.60), (0.30, 0.50), (0.25, 0.50), (200, 170, 120)),
 }
-ALL_CATEGORIES = {**CATEGORIES, **COUNT_CATEGORIES}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import trl
+import yaml
 
 PROMPT_KIND_CHOICES = ("auto", "grounding", "direct", "thinking")
 DEFAULT_MIN_PIXELS = 16 * 28 * 28
@@ -130,8 +132,6 @@ class SpatialLadderArguments:
 
 def cuda_bf16_available() -> bool:
     """Whether this process sees a CUDA device that computes in bf16."""
-    import torch
-
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
@@ -183,8 +183,6 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     recipe) before anything heavy happens; TRL alone reports recipe keys as ``--KEY VALUE`` pairs
     and only after parsing the command line.
     """
-    import yaml
-
     args = list(sys.argv[1:] if argv is None else argv)
     parser = trl.TrlParser(dataclass_types=list(dataclass_types))
     known = {action.dest for action in parser._actions}
@@ -220,7 +218,9 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
             choices = f.metadata.get("choices")
             value = getattr(instance, f.name, None)
             if choices and value is not None and value not in choices:
-                where = f"recipe {args[args.index('--config') + 1]}" if "--config" in args else "the command line"
+                where = (
+                    f"recipe {args[args.index('--config') + 1]}" if "--config" in args else "the command line"
+                )
                 raise ConfigError(
                     f"{f.name}: {value!r} is not one of {', '.join(map(str, choices))} (from {where})"
                 )

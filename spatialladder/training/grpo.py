@@ -12,22 +12,36 @@ and ``trl.ModelConfig`` (model path = the cold-start checkpoint, dtype, attentio
 Rows of ``spld_spatial_data.jsonl`` become a text-only thinking-prompt conversation plus media
 columns (:func:`spatial_rows`); :class:`~spatialladder.training.grpo_trainer.SpatialGRPOTrainer`
 feeds the media to generation and to every log-prob forward. The reference model is the initial
-model (TRL loads it from the same path). A rerun resumes from the last complete checkpoint; a
-finished run (``DONE`` marker) is skipped.
+model (TRL loads it from the same path). The run has the shape of the SFT entry point
+(:mod:`spatialladder.training.entry`): skipped when finished (``DONE``), refused before the model
+loads on a missing input, validated data, resumed from the newest complete checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import trl
+from datasets import Dataset
 
 from spatialladder.prompts import build_prompt
-from spatialladder.training.config import cuda_bf16_available
+from spatialladder.rewards import get_reward_funcs
+from spatialladder.training.config import SpatialLadderArguments, cuda_bf16_available
+from spatialladder.training.conversations import subsample_frames
+from spatialladder.training.entry import (
+    finish_stage,
+    load_stage_processor,
+    load_stage_records,
+    log_rows,
+    run_main,
+    start_stage,
+)
+from spatialladder.training.grpo_trainer import IMAGES_COLUMN, VIDEO_COLUMN, MediaConfig, SpatialGRPOTrainer
+from spatialladder.training.modeling import StageInputError, load_model, peft_config_for
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +98,9 @@ class GRPOConfig(trl.GRPOConfig):
     # (same value on-policy, a different gradient).
     use_bias_correction_kl: bool = field(
         default=False,
-        metadata={"help": _trl_help("use_bias_correction_kl") + " Default here: False (the paper's plain k3)."},
+        metadata={
+            "help": _trl_help("use_bias_correction_kl") + " Default here: False (the paper's plain k3)."
+        },
     )
     # String settings TRL checks only when first used (a typo would fail at the first loss step):
     # their choices make parse_args refuse a bad value up front.
@@ -143,9 +159,6 @@ def spatial_rows(
     """Spatial records as GRPO rows: a text-only prompt (the thinking prompt by default) and the
     media as path lists (``media_images``: 1 or 8 views; ``media_video``: the frames, uniformly
     subsampled to ``video_frames``). The answer columns reach the rewards as keyword arguments."""
-    from spatialladder.training.conversations import subsample_frames
-    from spatialladder.training.grpo_trainer import IMAGES_COLUMN, VIDEO_COLUMN
-
     rows = []
     for rec in records:
         paths = [str(p) for p in rec.images]
@@ -170,134 +183,62 @@ def spatial_rows(
     return rows
 
 
-def build_dataset(sl_args: Any) -> Any:
-    """The stage-3 training set from ``sl_args.data_files`` (spatial rows, validated up front)."""
-    from datasets import Dataset
-
-    from spatialladder.data import load_records, select_max_samples
-
-    if not sl_args.data_files:
-        raise ValueError("data_files is empty: point it at spld_spatial_data.jsonl")
-    if sl_args.media_root is None:
-        raise ValueError("media_root is required (the directory the rows' image paths are relative to)")
-    if sl_args.prompt_kind not in ("auto", "thinking"):
-        raise ValueError(f"stage 3 trains on the thinking prompt; got prompt_kind={sl_args.prompt_kind!r}")
-    records: list[Any] = []
-    for path in sl_args.data_files:
-        records += load_records(
-            path,
-            sl_args.media_root,
-            kind=sl_args.data_kind or "spatial",
-            num_views=sl_args.num_views,
-            check_media=not sl_args.skip_validation,
-        )
-    records = select_max_samples(records, sl_args.max_samples)
-    if not records:
-        raise ValueError(f"no rows in {sl_args.data_files}")
-    rows = spatial_rows(records, "thinking", sl_args.video_frames, sl_args.system_message)
-    return Dataset.from_list(rows)
-
-
-def build_trainer(sl_args: Any, grpo_args: GRPOConfig, model_args: Any, train_dataset: Any = None) -> Any:
-    from spatialladder.rewards import get_reward_funcs
-    from spatialladder.training.grpo_trainer import MediaConfig, SpatialGRPOTrainer
-    from spatialladder.training.modeling import load_model, load_processor, peft_config_for
-
-    processor = load_processor(
-        model_args.model_name_or_path,
-        min_pixels=sl_args.min_pixels,
-        max_pixels=sl_args.max_pixels,
-        revision=None if model_args.model_revision in (None, "main") else model_args.model_revision,
-        trust_remote_code=grpo_args.trust_remote_code,
-    )
-    model = load_model(model_args, grpo_args, freeze_vision=sl_args.freeze_vision_tower)
+def build_trainer(
+    script_args: SpatialLadderArguments,
+    training_args: GRPOConfig,
+    model_args: Any,
+    processor: Any,
+    rows: list[dict[str, Any]],
+) -> SpatialGRPOTrainer:
     return SpatialGRPOTrainer(
-        model=model,  # the reference model is loaded by TRL from the same checkpoint
-        reward_funcs=get_reward_funcs(grpo_args.reward_funcs),  # weighted by TRL's reward_weights
-        args=grpo_args,
-        train_dataset=train_dataset if train_dataset is not None else build_dataset(sl_args),
+        model=load_model(model_args, training_args, freeze_vision=script_args.freeze_vision_tower),
+        reward_funcs=get_reward_funcs(training_args.reward_funcs),  # weighted by TRL's reward_weights
+        args=training_args,
+        train_dataset=Dataset.from_list(rows),
         processing_class=processor,
         peft_config=peft_config_for(model_args),
-        media_config=MediaConfig(video_fps=sl_args.video_fps),
-        vision_dummy=sl_args.vision_dummy,
-        sample_log_every=grpo_args.sample_log_every,
-    )
+        media_config=MediaConfig(video_fps=script_args.video_fps),
+        vision_dummy=script_args.vision_dummy,
+        sample_log_every=training_args.sample_log_every,
+    )  # the reference model is loaded by TRL from the same checkpoint
 
 
-def run(sl_args: Any, grpo_args: GRPOConfig, model_args: Any, train_dataset: Any = None) -> str:
-    """Train (or resume, or skip) stage 3; returns ``"done"``, ``"resumed"`` or ``"trained"``.
-    ``train_dataset`` replaces the one built from ``sl_args.data_files`` (tests)."""
-    from spatialladder.training.engine import check_engine
-    from spatialladder.training.modeling import (
-        checkpoint_global_step,
-        find_resume_checkpoint,
-        is_finished,
-        save_final_model,
-        whole_run_train_loss,
-        write_done_marker,
-    )
+def train(
+    script_args: SpatialLadderArguments,
+    training_args: GRPOConfig,
+    model_args: Any,
+    prepare_rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> dict[str, Any] | None:
+    """Run stage 3; returns the ``DONE`` info (None when the stage had already finished).
 
-    out = grpo_args.output_dir
-    if is_finished(out):
-        print(f"[stage3] {out} holds a finished run (DONE); skipping")
-        return "done"
-    trainer = build_trainer(sl_args, grpo_args, model_args, train_dataset)
-    check_engine(trainer.accelerator)  # logs the engine + ZeRO stage; stops if not the requested one
-    resume = grpo_args.resume_from_checkpoint or find_resume_checkpoint(out)
-    if resume:
-        print(f"[stage3] resuming from {resume}")
-    start_step = checkpoint_global_step(resume)  # before training: save_total_limit may delete it
-    result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_state()  # OUTPUT_DIR/trainer_state.json: the whole log history (rewards, KL, ...)
-    info = save_final_model(
-        trainer,
-        trainer.processing_class,
-        out,
-        base_model=model_args.model_name_or_path,
-        merge_lora=sl_args.merge_lora,
-    )
-    if trainer.accelerator.is_main_process:
-        write_done_marker(
-            out,
-            {
-                "stage": "stage3_grpo",
-                "global_step": int(trainer.state.global_step),
-                # the whole run's mean, resumed or not (the Trainer's covers only the steps since the resume)
-                "train_loss": whole_run_train_loss(
-                    trainer.state.log_history,
-                    trainer.state.global_step,
-                    result.metrics.get("train_loss"),
-                    start_step,
-                ),
-                "resumed_from": resume,
-                "reward_funcs": list(grpo_args.reward_funcs),
-                "loss_type": grpo_args.loss_type,
-                "importance_sampling_level": grpo_args.importance_sampling_level,
-                **info,
-            },
+    ``prepare_rows`` rearranges the training rows (the multi-rank tests put a text-only row on one
+    rank and media on the other)."""
+    start = start_stage(script_args, training_args, model_args)
+    if start is None:
+        return None
+    if script_args.prompt_kind not in ("auto", "thinking"):
+        raise StageInputError(
+            f"stage 3 trains on the thinking prompt; got prompt_kind={script_args.prompt_kind!r}"
         )
-    return "resumed" if resume else "trained"
+    processor = load_stage_processor(script_args, training_args, model_args)
+    records = load_stage_records(script_args, training_args, kind="spatial")
+    rows = spatial_rows(records, "thinking", script_args.video_frames, script_args.system_message)
+    if prepare_rows is not None:
+        rows = prepare_rows(rows)
+    log_rows(rows, script_args)
+    trainer = build_trainer(script_args, training_args, model_args, processor, rows)
+    extra_info = {
+        "reward_funcs": list(training_args.reward_funcs),
+        "loss_type": training_args.loss_type,
+        "importance_sampling_level": training_args.importance_sampling_level,
+    }
+    return finish_stage(
+        trainer, processor, start, script_args, model_args, num_rows=len(rows), extra_info=extra_info
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from spatialladder.training.config import ConfigError, SpatialLadderArguments, parse_args
-    from spatialladder.training.modeling import master_weights_dtype
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        sl_args, grpo_args, model_args = parse_args(
-            [SpatialLadderArguments, GRPOConfig, trl.ModelConfig], argv
-        )
-    except (ConfigError, ValueError) as exc:  # ValueError: a field's own check (__post_init__)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        master_weights_dtype(model_args)  # before any data or model is loaded
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    run(sl_args, grpo_args, model_args)
-    return 0
+    return run_main(train, GRPOConfig, argv)
 
 
 if __name__ == "__main__":

@@ -3,25 +3,22 @@
 * :func:`load_processor` applies the run's pixel bounds to the image *and* video processors;
   :func:`load_model` loads float32 master weights (bf16 compute = the run's ``bf16`` switch),
   resolves ``attn_implementation: auto``, and freezes the ViT on request.
-* A stage's input checkpoint is checked up front (:func:`checkpoint_problems`), an interrupted
-  run resumes from its last complete ``checkpoint-*`` (:func:`find_resume_checkpoint`), and a
-  finished run is marked by a ``DONE`` file written after the final model and processor
-  (:func:`save_final_model`, :func:`write_done_marker`).
+* Whether a stage starts is decided in one place, :func:`check_start`: a finished run (its
+  ``DONE`` marker, written after the final model and processor by :func:`write_done_marker`) is
+  skipped, and a missing or incomplete input checkpoint is refused, naming what is missing
+  (:func:`input_checkpoint_problems`). An interrupted run resumes from its newest complete
+  ``checkpoint-*`` (:func:`find_resume_checkpoint`).
 
-Importing this module is cheap (no torch / transformers at import time) so that shell scripts can
-use ``python -m spatialladder.training.modeling check DIR``.
+Importing this module is cheap (no torch / transformers at import time): the ladder's pre-launch
+check (``python -m spatialladder.training.ladder plan``) uses it before any process is launched.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import logging
 import os
-import re
-import shutil
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 DONE_MARKER = "DONE"
 ADAPTER_DIR = "adapter"
-_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
@@ -96,6 +92,57 @@ def is_finished(output_dir: str | os.PathLike[str]) -> bool:
     return (Path(output_dir) / DONE_MARKER).is_file()
 
 
+class StageInputError(ValueError):
+    """A stage's input or setting that keeps it from starting (a missing or incomplete input
+    checkpoint, data file, media root, ...), found before any model is loaded; the message names it."""
+
+
+def input_checkpoint_problems(model_name_or_path: str) -> list[str]:
+    """What keeps ``model_name_or_path`` from being a stage's input ([] for a usable one or a Hub id):
+    :func:`checkpoint_problems`, and ``checkpoint-*`` directories without a ``DONE`` marker (the
+    stage that writes it was interrupted: its checkpoints are not its final model)."""
+    if not looks_like_local_path(model_name_or_path):
+        return []
+    problems = checkpoint_problems(model_name_or_path)
+    root = Path(model_name_or_path).expanduser()
+    if root.is_dir() and not is_finished(root) and any(root.glob("checkpoint-*")):
+        problems.append(
+            f"{root}: has checkpoint-* but no {DONE_MARKER} marker: the stage that writes it did not finish "
+            "(rerun it)"
+        )
+    return problems
+
+
+def check_start(model_name_or_path: str | None, output_dir: str | os.PathLike[str]) -> bool:
+    """Whether a stage writing ``output_dir`` from ``model_name_or_path`` trains: False (logged) when
+    ``output_dir`` already holds a finished run; raises :class:`StageInputError`, naming every
+    problem, when the input checkpoint is not set, missing or incomplete.
+
+    The one place this is decided: the stage scripts ask it before launching
+    (:mod:`spatialladder.training.ladder`) and the entry points again in-process, so a direct
+    ``python -m spatialladder.training.sft`` run behaves the same.
+    """
+    if is_finished(output_dir):
+        logger.info(
+            "already finished (%s): skipping; delete %s to train it again",
+            Path(output_dir) / DONE_MARKER,
+            output_dir,
+        )
+        return False
+    if not model_name_or_path:
+        raise StageInputError(
+            "model_name_or_path is not set: a stage after the first reads the previous stage's output, "
+            "which run_scripts/<stage>.sh passes (or give --model_name_or_path)"
+        )
+    problems = input_checkpoint_problems(model_name_or_path)
+    if problems:
+        raise StageInputError(
+            f"refusing to start: input checkpoint {model_name_or_path} is missing or incomplete:\n  "
+            + "\n  ".join(problems)
+        )
+    return True
+
+
 def _checkpoint_complete(path: Path) -> bool:
     # trainer_state.json is written after model, optimizer and scheduler states; a run killed while
     # saving leaves a directory without it (or without the weights), which must not be resumed.
@@ -106,19 +153,21 @@ def _checkpoint_complete(path: Path) -> bool:
 
 
 def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
-    """The newest complete ``checkpoint-N`` under ``output_dir`` (None when there is none)."""
-    root = Path(output_dir)
-    if not root.is_dir():
+    """The newest complete ``checkpoint-N`` under ``output_dir`` (None when there is none).
+
+    transformers lists the checkpoints (``get_last_checkpoint`` is the newest of ``sort_checkpoints``);
+    a newest one that a kill interrupted while saving is skipped, with a warning, for the one before:
+    the Trainer saves that step again when it gets there.
+    """
+    # Imported here: this module stays torch-free for the pre-launch check.
+    from transformers.trainer_utils import sort_checkpoints
+
+    if not Path(output_dir).is_dir():
         return None
-    found = []
-    for child in root.iterdir():
-        m = _CHECKPOINT_RE.match(child.name)
-        if m and child.is_dir():
-            found.append((int(m.group(1)), child))
-    for _, child in sorted(found, reverse=True):
-        if _checkpoint_complete(child):
-            return str(child)
-        logger.warning("skipping incomplete checkpoint %s (interrupted while saving)", child)
+    for checkpoint in reversed(sort_checkpoints(str(output_dir))):
+        if _checkpoint_complete(Path(checkpoint)):
+            return checkpoint
+        logger.warning("skipping incomplete checkpoint %s (interrupted while saving)", checkpoint)
     return None
 
 
@@ -311,13 +360,6 @@ def load_model(model_args: Any, training_args: Any = None, *, freeze_vision: boo
 
     from spatialladder.positions import install_original_positions
 
-    problems = (
-        checkpoint_problems(model_args.model_name_or_path)
-        if looks_like_local_path(model_args.model_name_or_path)
-        else []
-    )
-    if problems:
-        raise FileNotFoundError("input checkpoint is incomplete:\n  " + "\n  ".join(problems))
     dtype = master_weights_dtype(model_args)
     attn = resolve_attn_implementation(model_args.attn_implementation)
     kwargs: dict[str, Any] = {
@@ -457,42 +499,3 @@ def _merge_adapter(trainer: Any, base_model: str, adapter_dir: Path, out: Path) 
         merged.save_pretrained(str(out))
     finally:
         hf_deepspeed._hf_deepspeed_config_weak_ref = ref
-
-
-def remove_checkpoints(output_dir: str | os.PathLike[str]) -> None:
-    """Delete the intermediate ``checkpoint-*`` directories of a finished run."""
-    for child in Path(output_dir).glob("checkpoint-*"):
-        if child.is_dir() and _CHECKPOINT_RE.match(child.name):
-            shutil.rmtree(child, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI used by run_scripts/_common.sh
-# ---------------------------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spatialladder.training.modeling", description=__doc__.split("\n\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser(
-        "check", help="exit 1, naming what is missing, unless DIR is a complete checkpoint"
-    )
-    check.add_argument("path")
-    resume = sub.add_parser("resume", help="print the checkpoint a rerun would resume from (nothing if none)")
-    resume.add_argument("output_dir")
-    args = parser.parse_args(argv)
-    if args.command == "check":
-        problems = checkpoint_problems(args.path)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        return 1 if problems else 0
-    found = find_resume_checkpoint(args.output_dir)
-    if found:
-        print(found)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
