@@ -1,5 +1,5 @@
-"""Fetch SpatialLadder-26k and the six evaluation benchmarks from the Hugging Face Hub and lay them out
-as the trainers and ``eval/`` expect.
+"""Fetch SpatialLadder-26k, the paper's six evaluation benchmarks and the three extended ones from the
+Hugging Face Hub and lay them out as the trainers and ``eval/`` expect.
 
     python data/prepare.py                          # everything, into data/
     python data/prepare.py --only SpatialLadder-26k VSI-Bench
@@ -13,6 +13,9 @@ Result (``--data-root``, default this folder)::
     benchmarks/CV-Bench/test_{2d,3d}.parquet
     benchmarks/SPAR-Bench/data/test-*.parquet
     benchmarks/ViewSpatial-Bench/ViewSpatial-Bench.json + scannetv2_val/..., val2017/...
+    benchmarks/VSI-Bench/test_debiased.parquet            (VSI-Bench-Debiased, VSI-Bench's videos)
+    benchmarks/MMSI-Bench/MMSI_Bench.parquet              (images embedded)
+    benchmarks/MindCube/data/raw/MindCube_tinybench.jsonl + data/other_all_image/...
 
 so training uses ``DATA_DIR=data/SpatialLadder-26k`` and evaluation ``--data-root data/benchmarks``.
 Every media zip is checked and unpacked (a leading folder named like its destination is not
@@ -72,6 +75,14 @@ TARGETS: tuple[Target, ...] = (
     Target("ViewSpatial-Bench", "lidingm/ViewSpatial-Bench", "benchmarks/ViewSpatial-Bench",
            ("ViewSpatial-Bench.json",), (("scannetv2_val.zip", "scannetv2_val"), ("val2017.zip", "val2017")),
            ("ViewSpatial-Bench",)),
+    # The extended benchmarks (docs/benchmarks.md). VSI-Bench-Debiased is a file of the VSI-Bench repository
+    # beside the full set, read with VSI-Bench's videos; its own target so a missing file stays its problem.
+    Target("VSI-Bench-Debiased", "nyu-visionx/VSI-Bench", "benchmarks/VSI-Bench", ("test_debiased.parquet",),
+           (), ("VSI-Bench-Debiased",)),
+    Target("MMSI-Bench", "RunsenXu/MMSI-Bench", "benchmarks/MMSI-Bench", ("MMSI_Bench.parquet",), (),
+           ("MMSI-Bench",)),
+    Target("MindCube-Tiny", "MLL-Lab/MindCube", "benchmarks/MindCube", (), (("data.zip", "data"),),
+           ("MindCube-Tiny",)),
 )  # fmt: skip
 TARGETS_BY_NAME = {t.name: t for t in TARGETS}
 MAX_LISTED = 10

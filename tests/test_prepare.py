@@ -67,6 +67,13 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(fx["ViewSpatial-Bench"] / "ViewSpatial-Bench.json", vs)
     for name in ("scannetv2_val", "val2017"):
         _zip(fx["ViewSpatial-Bench"] / name, vs / f"{name}.zip", keep_folder=True)
+    shutil.copy(fx["VSI-Bench-Debiased"] / "test_debiased.parquet", vsi)
+    mmsi = hub / "RunsenXu" / "MMSI-Bench"
+    mmsi.mkdir(parents=True)
+    shutil.copy(fx["MMSI-Bench"] / "MMSI_Bench.parquet", mmsi)
+    mindcube = hub / "MLL-Lab" / "MindCube"
+    mindcube.mkdir(parents=True)
+    _zip(fx["MindCube-Tiny"] / "data", mindcube / "data.zip", keep_folder=True)  # "data/raw/..." inside
     return hub
 
 
@@ -74,7 +81,7 @@ def test_prepare_lays_out_everything_and_checks_it(hub: Path, tmp_path: Path, ca
     prep = _prepare_module()
     assert prep.main(["--source", str(hub), "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert out.count(": OK") == 6 and "PROBLEM" not in out
+    assert out.count(": OK") == 9 and "PROBLEM" not in out
     assert "validated spld_spatial_data.jsonl" in out
     # the layouts the trainers and eval/ read
     spld = tmp_path / "SpatialLadder-26k"
@@ -85,7 +92,10 @@ def test_prepare_lays_out_everything_and_checks_it(hub: Path, tmp_path: Path, ca
         and not (bench / "VSI-Bench" / "scannet" / "scannet").exists()
     )
     assert (bench / "SPBench" / "images").is_dir() and (bench / "SPAR-Bench" / "data").is_dir()
-    for name in ("VSI-Bench", "SPBench-SI", "SPBench-MV", "CV-Bench", "SPAR-Bench", "ViewSpatial-Bench"):
+    assert (bench / "MindCube" / "data" / "raw" / "MindCube_tinybench.jsonl").is_file()
+    assert not (bench / "MindCube" / "data" / "data").exists()
+    for name in ("VSI-Bench", "SPBench-SI", "SPBench-MV", "CV-Bench", "SPAR-Bench", "ViewSpatial-Bench",
+                 "VSI-Bench-Debiased", "MMSI-Bench", "MindCube-Tiny"):
         assert f"{name}: " in out and "all media present" in out
     # a rerun does not unpack again
     assert prep.main(["--source", str(hub), "--data-root", str(tmp_path), "--only", "VSI-Bench"]) == 0
@@ -110,6 +120,6 @@ def test_prepare_reports_a_corrupt_zip_and_a_missing_file(hub: Path, tmp_path: P
     # everything else was prepared and checked
     for name in ("SpatialLadder-26k", "VSI-Bench", "SPBench", "SPAR-Bench"):
         assert f"== {name}: OK" in out
-    assert "2 of 6 target(s) incomplete" in out
+    assert "2 of 9 target(s) incomplete" in out
     assert (tmp_path / "data" / "benchmarks" / "CV-Bench" / "test_2d.parquet").is_file()
     assert (tmp_path / "data" / "benchmarks" / "ViewSpatial-Bench" / "scannetv2_val").is_dir()
