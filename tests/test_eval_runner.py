@@ -36,6 +36,7 @@ from spatialladder.evaluation.runner import (
     shard_docs,
     shard_indices,
 )
+from spatialladder.geometry import ResizeRule
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -227,7 +228,7 @@ def test_two_ranks_decode_each_video_once(fx: Path) -> None:
     assert len(videos) >= 2 and len(docs) > len(videos)
     decodes, seen = 0, []
     for rank in range(2):  # each rank with its own cache, as in separate processes
-        cache = FrameCache(None, min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28)
+        cache = FrameCache(None, resize=ResizeRule(28, 4 * 28 * 28, 16 * 28 * 28))
         shard = shard_docs(docs, rank, 2)
         assert shard  # both ranks work
         for doc in shard:
@@ -347,8 +348,9 @@ def test_ranks_die_with_their_launcher(tmp_path: Path, how: str) -> None:
         while len(pids) < 2:
             line = launcher.stdout.readline()
             assert line, "the ranks did not start"
-            _, rank, pid = line.split()
-            pids[int(rank)] = int(pid)
+            if line.startswith(b"rank "):  # libraries may log to stdout too (DeepSpeed's accelerator line)
+                _, rank, pid = line.split()
+                pids[int(rank)] = int(pid)
         launcher.kill()
         launcher.wait()
         # The ranks share the launcher's stdout: EOF means every rank has exited. The deadline only

@@ -26,6 +26,7 @@ from spatialladder.evaluation.benchmarks.mindcube import setting as mindcube_set
 from spatialladder.evaluation.benchmarks.mmsibench import QUESTION_TYPES as MMSI_QUESTION_TYPES
 from spatialladder.evaluation.media import FrameCache
 from spatialladder.evaluation.scoring import QUESTION_TYPES, aggregate, score_sample
+from spatialladder.geometry import ResizeRule
 from spatialladder.prompts import build_prompt
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +139,7 @@ def test_extended_prompts_of_the_three_kinds(fx: Path) -> None:
 
 
 def test_extended_requests_send_the_images_in_file_order_before_the_text(fx: Path) -> None:
-    media = FrameCache(None, min_pixels=4 * 28 * 28, max_pixels=64 * 28 * 28)
+    media = FrameCache(None, resize=ResizeRule(28, 4 * 28 * 28, 64 * 28 * 28))
     mmsi = BENCHMARKS["MMSI-Bench"]
     doc = next(d for d in mmsi.load_docs(fx) if d["question_type"] == "MSR")  # 3-4 images
     raw = pq.read_table(fx / "MMSI-Bench" / "MMSI_Bench.parquet").to_pylist()[int(doc["doc_id"])]["images"]
