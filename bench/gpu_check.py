@@ -265,7 +265,7 @@ ROWS: dict[str, tuple[str, Callable[[Path], str]]] = {
 
 
 def tiny_model(work: Path) -> Path:
-    from spatialladder.tiny_model import build_tiny_qwen25vl
+    from spatialladder.demo.tiny_model import build_tiny_qwen25vl
 
     return Path(build_tiny_qwen25vl(work / "tiny-qwen25vl"))
 

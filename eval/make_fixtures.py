@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from spatialladder.evaluation.fixtures import make_fixtures
+from spatialladder.demo.benchmark_fixtures import make_fixtures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from spatialladder.demo.learning import learning_preface
 from spatialladder.evaluation.benchmarks import SCORERS
-from spatialladder.evaluation.learning import learning_preface
 from spatialladder.evaluation.report import write_report
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on its embedded default, on CPU in minutes, showing that the ladder LEARNS: a tiny random
 # Qwen2.5-VL (tiny_model --preset learner) on pixel-grounded synthetic tasks in the SpatialLadder-26k
-# formats (spatialladder.synthetic.learnable: single image, 8 views, video), the whole ladder (stage 1 ->
+# formats (spatialladder.demo.learnable: single image, 8 views, video), the whole ladder (stage 1 ->
 # stage 2 -> cold start -> GRPO) through the same stage scripts a cluster uses, then the eval harness:
 # held-out questions for the base model, every stage's output and the final model with --blind (grey
 # media: the text-only control), and the benchmark miniatures (base vs final). Writes
@@ -18,8 +18,8 @@ mapfile -t STAGES < <("$PYTHON" -m spatialladder.training.ladder stages)  # the 
 t0=$SECONDS
 
 echo "== 1/5 tiny model, learnable tasks, held-out questions and benchmark miniatures in $WORK_DIR"
-"$PYTHON" -m spatialladder.tiny_model "$WORK_DIR/tiny-qwen25vl" --preset learner --seed "$SEED"
-"$PYTHON" -m spatialladder.synthetic.learnable "$WORK_DIR/learnable" --seed "$SEED" \
+"$PYTHON" -m spatialladder.demo.tiny_model "$WORK_DIR/tiny-qwen25vl" --preset learner --seed "$SEED"
+"$PYTHON" -m spatialladder.demo.learnable "$WORK_DIR/learnable" --seed "$SEED" \
   --per-modality 384 --coldstart-per-modality 400 --benchmarks "$WORK_DIR/learnable-heldout"
 "$PYTHON" -m spatialladder.data.validate "$WORK_DIR"/learnable/spld_*_data.jsonl \
   --media-root "$WORK_DIR/learnable/images" --no-progress
@@ -44,6 +44,6 @@ bash eval/run_eval.sh --model "tiny-base=$WORK_DIR/tiny-qwen25vl" --model "tiny-
   --prompt-kind thinking --num-frames 8 --min-pixels 3136 --max-pixels 12544 --max-new-tokens 32 --batch-size 8
 
 echo "== 5/5 learning figures, report and plots"
-"$PYTHON" -m spatialladder.evaluation.learning "$WORK_DIR" --models base "${STAGES[@]}" final-blind
+"$PYTHON" -m spatialladder.demo.learning "$WORK_DIR" --models base "${STAGES[@]}" final-blind
 echo "benchmark miniatures (synthetic scenes the tiny model never trained on): $WORK_DIR/eval-benchmarks/report.md"
 echo "demo finished in $((SECONDS - t0)) s: $WORK_DIR/eval/report.md, $WORK_DIR/eval/learning.json, $WORK_DIR/plots/training.png"

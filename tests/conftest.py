@@ -29,7 +29,7 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from spatialladder.tiny_model import build_tiny_qwen25vl
+    from spatialladder.demo.tiny_model import build_tiny_qwen25vl
 
     return build_tiny_qwen25vl(tmp_path_factory.mktemp("tiny") / "tiny-qwen25vl")
 
@@ -46,7 +46,7 @@ def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def eval_fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Miniatures of every registered benchmark (seed 0, two questions per type); read-only for tests."""
-    from spatialladder.evaluation.fixtures import make_fixtures
+    from spatialladder.demo.benchmark_fixtures import make_fixtures
 
     root = tmp_path_factory.mktemp("eval-fixtures")
     make_fixtures(root, seed=0, per_type=2)

@@ -273,7 +273,7 @@ def test_entropy_rejects_bad_settings_before_loading(tmp_path: Path) -> None:
 
 def test_entropy_command_on_a_benchmark(tiny_model_dir: Path, tmp_path: Path) -> None:
     from spatialladder.analysis.__main__ import main
-    from spatialladder.evaluation.fixtures import make_fixtures
+    from spatialladder.demo.benchmark_fixtures import make_fixtures
 
     make_fixtures(tmp_path / "bench", seed=1, per_type=1)
     argv = ["entropy", "--model", str(tiny_model_dir), "--benchmark", "CV-Bench", "--data-root", str(tmp_path / "bench"),

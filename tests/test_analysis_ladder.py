@@ -57,7 +57,7 @@ def test_dynamics_on_the_real_ladder(short_ladder: Path, tmp_path: Path) -> None
     from PIL import Image
 
     from spatialladder.analysis.__main__ import main
-    from spatialladder.evaluation.fixtures import make_fixtures
+    from spatialladder.demo.benchmark_fixtures import make_fixtures
 
     make_fixtures(tmp_path / "bench", seed=1, per_type=1)
     argv = ["dynamics", str(short_ladder), "--out", str(tmp_path / "dyn"), "--eval-checkpoints", "stage3_grpo",

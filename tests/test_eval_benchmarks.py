@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from spatialladder.demo.benchmark_fixtures import make_fixtures
 from spatialladder.evaluation.benchmarks import (
     BENCHMARKS,
     BenchmarkDataError,
@@ -18,7 +19,6 @@ from spatialladder.evaluation.benchmarks import (
     resolve_benchmarks,
 )
 from spatialladder.evaluation.benchmarks.base import natural_key, seeded_subset
-from spatialladder.evaluation.fixtures import make_fixtures
 from spatialladder.evaluation.media import FrameCache
 from spatialladder.evaluation.scoring import QUESTION_TYPES, REQUIRED_FIELDS, TYPE_FIELD, score_sample
 from spatialladder.prompts import build_prompt

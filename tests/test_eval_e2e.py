@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from spatialladder.demo.benchmark_fixtures import make_fixtures
 from spatialladder.evaluation.benchmarks import BENCHMARKS
-from spatialladder.evaluation.fixtures import make_fixtures
 from spatialladder.evaluation.runner import shard_docs
 
 pytestmark = pytest.mark.slow

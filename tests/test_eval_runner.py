@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from spatialladder.demo.benchmark_fixtures import make_fixtures
 from spatialladder.evaluation.benchmarks import BENCHMARKS
-from spatialladder.evaluation.fixtures import make_fixtures
 from spatialladder.evaluation.ranks import LAUNCHER_PID_ENV, LOCK_FILE, OutputLock
 from spatialladder.evaluation.report import PAPER_ROWS, main_row, render_report
 from spatialladder.evaluation.runner import (

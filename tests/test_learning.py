@@ -2,7 +2,7 @@
 
 A fast variant of the demo (``run_scripts/demo.sh``): the tiny model's "learner" preset is trained by the
 real SFT entry point (``python -m spatialladder.training.sft``, the demo's stage-2 recipe, one epoch of 256
-rows per modality) on the pixel-grounded tasks of :mod:`spatialladder.synthetic.learnable`, then scored by the
+rows per modality) on the pixel-grounded tasks of :mod:`spatialladder.demo.learnable`, then scored by the
 real eval runner on held-out questions with the direct prompt, sighted and ``--blind``. The counterpart trains
 on the same rows with every image grey: it must then fail the sighted margin, which shows the margin is
 earned from pixels. The thinking format, the cold start and GRPO are measured by the demo itself
@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from spatialladder.evaluation.learning import binomial_sd, learning_checks, modality_figures
-from spatialladder.synthetic.learnable import MODALITIES, write_learnable_benchmarks, write_learnable_dataset
-from spatialladder.tiny_model import PRESETS, build_tiny_qwen25vl
+from spatialladder.demo.learnable import MODALITIES, write_learnable_benchmarks, write_learnable_dataset
+from spatialladder.demo.learning import binomial_sd, learning_checks, modality_figures
+from spatialladder.demo.tiny_model import PRESETS, build_tiny_qwen25vl
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "configs/recipes/demo/learn"
@@ -42,14 +42,14 @@ TRAIN_ROWS = 256  # stage-2 rows per modality: one epoch, 96 steps of 8
 def _colour_pixels(img: Any, colour: str) -> int:
     import numpy as np
 
-    from spatialladder.synthetic.learnable import COLOURS
+    from spatialladder.demo.learnable import COLOURS
 
     a = np.asarray(img).astype(int)
     return int((np.abs(a - np.array(COLOURS[colour])).max(axis=-1) <= 40).sum())
 
 
 def test_answers_are_balanced_and_read_from_the_pixels() -> None:
-    from spatialladder.synthetic.learnable import make_samples
+    from spatialladder.demo.learnable import make_samples
 
     for modality in MODALITIES:
         samples = make_samples(modality, 40, seed=3)
@@ -114,7 +114,7 @@ def _grpo_state(folder: Path, rewards: list[float], grad: float = 0.5) -> Path:
 
 
 def test_grpo_reward_trend_counts_a_rise_only_above_two_standard_errors(tmp_path: Path) -> None:
-    from spatialladder.evaluation.learning import grpo_reward_trend
+    from spatialladder.demo.learning import grpo_reward_trend
 
     # windows of 3: means 1.1 -> 1.7; each window's sd 0.1, so each standard error 0.1/sqrt(3) = 0.0577
     clear = grpo_reward_trend(_grpo_state(tmp_path / "a", [1.0, 1.2, 1.1, 0.0, 0.0, 0.0, 1.6, 1.8, 1.7]))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spatialladder.evaluation.fixtures import make_fixtures
+from spatialladder.demo.benchmark_fixtures import make_fixtures
 from spatialladder.synthetic import generate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

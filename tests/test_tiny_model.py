@@ -27,7 +27,7 @@ from trl.chat_template_utils import (
     qwen2_5_vl_chat_template as QWEN25VL_INSTRUCT_TEMPLATE,  # verbatim Qwen2.5-VL-Instruct template
 )
 
-from spatialladder.tiny_model import (
+from spatialladder.demo.tiny_model import (
     DEFAULT_SYSTEM_MESSAGE,
     MARKER_FILE,
     SPECIAL_TOKENS,

@@ -253,7 +253,7 @@ def write_report(
     """Write ``report.md`` and ``report.csv`` for the runs under ``results_dir``; returns both paths.
 
     ``preface`` (markdown) goes right under the title: the demo's learning table
-    (:func:`spatialladder.evaluation.learning.learning_preface`; the report never imports the demo)."""
+    (:func:`spatialladder.demo.learning.learning_preface`; the report never imports the demo)."""
     results = collect_results(results_dir, scorer=scorer)
     md, csv_text = render_report(results)
     if preface:

@@ -170,7 +170,7 @@ def _last_value(args: Sequence[str], key: str) -> str | None:
 
 # The demo builders are imported when used: they cost a non-demo plan about a second per stage.
 def _prepare_demo_model(path: Path) -> None:
-    from spatialladder.tiny_model import MARKER_FILE, build_tiny_qwen25vl
+    from spatialladder.demo.tiny_model import MARKER_FILE, build_tiny_qwen25vl
 
     if not (path / MARKER_FILE).is_file():
         logger.info("building the tiny Qwen2.5-VL in %s", path)

@@ -1,9 +1,9 @@
 """Does the ladder learn? Figures of the demo's held-out evaluation and its training curves.
 
-    python -m spatialladder.evaluation.learning WORK_DIR [--models base stage1_grounding ... final-blind]
+    python -m spatialladder.demo.learning WORK_DIR [--models base stage1_grounding ... final-blind]
 
 Reads ``WORK_DIR/eval/<model>/<benchmark>/{predictions,per_sample_scores}.jsonl`` (the eval runner's
-files) for the held-out miniatures of :mod:`spatialladder.synthetic.learnable` and each stage's
+files) for the held-out miniatures of :mod:`spatialladder.demo.learnable` and each stage's
 ``trainer_state.json``, and writes
 
 * ``WORK_DIR/eval/learning.json``: per model and modality ``{"accuracy", "chance", "n",
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from spatialladder.answers import is_think_answer_format
+from spatialladder.demo.learnable import LEARNABLE_BENCHMARKS, MODALITIES
 from spatialladder.evaluation.report import write_report
-from spatialladder.synthetic.learnable import LEARNABLE_BENCHMARKS, MODALITIES
 
 __all__ = [
     "GRPO_STAGE",
@@ -164,7 +164,7 @@ def render_learning_table(learning: Mapping[str, Any]) -> str:
         rows.append(cells)
     lines = ["## Learning on held-out questions", "",
              "Accuracy of the ladder's checkpoints on held-out pixel-grounded questions "
-             "(spatialladder.synthetic.learnable), thinking prompt; *-blind* = every image and frame replaced "
+             "(spatialladder.demo.learnable), thinking prompt; *-blind* = every image and frame replaced "
              "by grey (`--blind`). Format = share of replies that are `<think>…</think><answer>…</answer>`.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
     lines += ["| " + " | ".join(r) + " |" for r in rows]

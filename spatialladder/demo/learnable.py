@@ -311,7 +311,7 @@ def write_learnable_benchmarks(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m spatialladder.synthetic.learnable OUT_DIR [--benchmarks DIR]``: training files
+    """``python -m spatialladder.demo.learnable OUT_DIR [--benchmarks DIR]``: training files
     (grounding, spatial, cold start; media under OUT_DIR/images) and, with ``--benchmarks``, the
     held-out miniatures (different scenes, never trained on)."""
     import argparse

@@ -6,7 +6,7 @@ dimensions and a ~1.5k-token vocabulary trained offline on an embedded corpus. E
 touches the checkpoint (data collators, SFT/GRPO trainers, evaluation) can therefore run end to
 end on CPU in seconds with no network access.
 
-    python -m spatialladder.tiny_model OUTPUT_DIR [--seed N]
+    python -m spatialladder.demo.tiny_model OUTPUT_DIR [--seed N]
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def _make_config(
 
 # Size presets of build_tiny_qwen25vl. "default" is what the tests use (seconds per run); "learner"
 # doubles the widths (~4x the parameters, still CPU-cheap), which the demo needs: the default model
-# learns the pixel-grounded tasks of spatialladder.synthetic.learnable too slowly and unreliably.
+# learns the pixel-grounded tasks of spatialladder.demo.learnable too slowly and unreliably.
 PRESETS: dict[str, dict[str, int]] = {
     "default": {},
     "learner": {"hidden_size": 128, "intermediate_size": 256, "vision_hidden_size": 64},
