@@ -4,7 +4,7 @@
 # formats (spatialladder.demo.learnable: single image, 8 views, video), the whole ladder (stage 1 ->
 # stage 2 -> cold start -> GRPO) through the same stage scripts a cluster uses, then the eval harness:
 # held-out questions for the base model, every stage's output and the final model with --blind (grey
-# media: the text-only control), and the benchmark miniatures (base vs final). Writes
+# media: the text-only control), and the final model on every benchmark's miniature. Writes
 # WORK_DIR/eval/learning.json, WORK_DIR/eval/report.md (learning table first) and
 # WORK_DIR/plots/training.png. Everything lands in WORK_DIR (default outputs/demo); a rerun skips
 # finished stages and evaluated samples. SEED moves the model init, the data and the trainers together.
@@ -38,10 +38,10 @@ for stage in "${STAGES[@]}"; do models+=(--model "$stage=$WORK_DIR/$stage"); don
 bash eval/run_eval.sh "${models[@]}" --benchmarks "SPBench-SI SPBench-MV VSI-Bench" "${eval_args[@]}"
 bash eval/run_eval.sh --blind --model "final-blind=$prev" --benchmarks "SPBench-SI SPBench-MV VSI-Bench" "${eval_args[@]}"
 
-echo "== 4/5 the benchmark miniatures (every registered benchmark), base vs final"
-bash eval/run_eval.sh --model "tiny-base=$WORK_DIR/tiny-qwen25vl" --model "tiny-final=$prev" \
+echo "== 4/5 the benchmark miniatures (every registered benchmark), final model"
+bash eval/run_eval.sh --model "tiny-final=$prev" \
   --benchmarks all --data-root "$WORK_DIR/benchmarks" --output-dir "$WORK_DIR/eval-benchmarks" \
-  --prompt-kind thinking --num-frames 8 --min-pixels 3136 --max-pixels 12544 --max-new-tokens 32 --batch-size 8
+  --prompt-kind thinking --num-frames 8 --min-pixels 3136 --max-pixels 12544 --max-new-tokens 32 --batch-size 16
 
 echo "== 5/5 learning figures, report and plots"
 "$PYTHON" -m spatialladder.demo.learning "$WORK_DIR" --models base "${STAGES[@]}" final-blind
