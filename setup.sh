@@ -26,11 +26,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # uv (a PyPI package) installs the stack in about a quarter of pip's time (parallel downloads and
 # unpacking: ~50 s against ~190 s for torch + the rest on 2 cores); pip stays the fallback. uv reads
 # no pip configuration, so it takes torch from the index, as the pip path below does on purpose.
+# --compile-bytecode: pip compiles at install, uv does not; where PYTHONDONTWRITEBYTECODE is set (as on
+# this project's machines) every process would otherwise compile torch & co. afresh (~15 s a launch).
 install() {
   if "$VENV/bin/python" -m uv --version >/dev/null 2>&1 \
     || "$VENV/bin/python" -m pip install -q uv >/dev/null 2>&1; then
     SSL_CERT_FILE="${SSL_CERT_FILE:-${PIP_CERT:-}}" UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}" \
-      "$VENV/bin/python" -m uv pip install -q --python "$VENV/bin/python" "$@" && return 0
+      "$VENV/bin/python" -m uv pip install -q --compile-bytecode --python "$VENV/bin/python" "$@" && return 0
     echo "[setup] uv failed: installing with pip"
   fi
   "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel

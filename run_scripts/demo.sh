@@ -20,7 +20,7 @@ t0=$SECONDS
 echo "== 1/5 tiny model, learnable tasks, held-out questions and benchmark miniatures in $WORK_DIR"
 "$PYTHON" -m spatialladder.demo.tiny_model "$WORK_DIR/tiny-qwen25vl" --preset learner --seed "$SEED"
 "$PYTHON" -m spatialladder.demo.learnable "$WORK_DIR/learnable" --seed "$SEED" \
-  --per-modality 384 --coldstart-per-modality 336 --benchmarks "$WORK_DIR/learnable-heldout"
+  --per-modality 384 --coldstart-per-modality 400 --benchmarks "$WORK_DIR/learnable-heldout"
 "$PYTHON" -m spatialladder.data.validate "$WORK_DIR"/learnable/spld_*_data.jsonl \
   --media-root "$WORK_DIR/learnable/images" --no-progress
 "$PYTHON" eval/make_fixtures.py "$WORK_DIR/benchmarks"

@@ -141,6 +141,14 @@ def test_learning_checks_hand_worked() -> None:
     checks = learning_checks(models, "final", None, None, require_format=False)
     assert checks["video"] == {"sd": pytest.approx(0.05), "final_above_chance_3sd": False}
     assert checks["all_passed"] is False
+    # the GRPO row joins the margins: every modality met, a reward inside the noise fails the whole
+    models["final"]["video"] = fig(0.7)
+    flat = {"rose": False, "nonzero_grad_norm_steps": 16}
+    checks = learning_checks(models, "final", None, None, require_format=False, grpo=flat)
+    assert checks["grpo"] == {"reward_rose_2se": False, "some_gradients_nonzero": True}
+    assert checks["all_passed"] is False
+    rose = {"rose": True, "nonzero_grad_norm_steps": 16}
+    assert learning_checks(models, "final", None, None, require_format=False, grpo=rose)["all_passed"] is True
 
 
 def _train_stage2(tmp: Path, model: Path, data: dict[str, Path], name: str) -> Path:

@@ -129,10 +129,13 @@ def learning_checks(
     base: str | None,
     *,
     require_format: bool = True,
+    grpo: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The demo's margins, per modality: final accuracy >= chance + 3 sd, blind within 2 sd of
     chance, base at or below chance + 2 sd, and (``require_format``: models evaluated with the
-    thinking prompt) the final thinking-format rate >= 0.9."""
+    thinking prompt) the final thinking-format rate >= 0.9; with ``grpo`` (a
+    :func:`grpo_reward_trend`), a ``grpo`` row: the reward rose by > 2 standard errors and some
+    gradients were non-zero."""
     checks: dict[str, Any] = {}
     for modality, fig in models.get(final, {}).items():
         sd = binomial_sd(fig["chance"], fig["n"])
@@ -146,6 +149,9 @@ def learning_checks(
             b = models[base][modality]
             row["base_at_most_chance_plus_2sd"] = b["accuracy"] <= b["chance"] + 2 * binomial_sd(b["chance"], b["n"])
         checks[modality] = row
+    if grpo is not None:
+        checks["grpo"] = {"reward_rose_2se": bool(grpo["rose"]),
+                          "some_gradients_nonzero": grpo["nonzero_grad_norm_steps"] > 0}  # fmt: skip
     checks["all_passed"] = all(v for row in checks.values() if isinstance(row, dict) for v in row.values()
                                if isinstance(v, bool))  # fmt: skip
     return checks
@@ -233,21 +239,15 @@ def write_learning(work_dir: str | Path, models: Sequence[str], *, report: bool 
     sighted = [m for m in models if m != blind]
     base = sighted[0] if sighted else None
     final = sighted[-1] if sighted else None
+    grpo = grpo_reward_trend(work / GRPO_STAGE)
     learning: dict[str, Any] = {
         "models": figures,
         "final": final,
         "blind": blind,
         "base": base,
-        "grpo": grpo_reward_trend(work / GRPO_STAGE),
-        "checks": learning_checks(figures, final, blind, base) if final else {},
+        "grpo": grpo,
+        "checks": learning_checks(figures, final, blind, base, grpo=grpo) if final else {},
     }
-    if learning["grpo"] is not None and learning["checks"]:
-        grpo = learning["grpo"]
-        learning["checks"]["grpo"] = {"reward_rose_2se": grpo["rose"],
-                                      "some_gradients_nonzero": grpo["nonzero_grad_norm_steps"] > 0}  # fmt: skip
-        checks = learning["checks"]
-        checks["all_passed"] = all(v for row in checks.values() if isinstance(row, dict) for v in row.values()
-                                   if isinstance(v, bool))  # fmt: skip
     (eval_dir / "learning.json").write_text(json.dumps(learning, indent=2) + "\n", encoding="utf-8")
     if report:
         write_report(eval_dir, preface=learning_preface(eval_dir))
