@@ -14,7 +14,11 @@ from spatialladder.training.entry import load_stage_records
 from spatialladder.training.grpo import GRPOConfig, spatial_rows
 
 REPO = Path(__file__).resolve().parents[1]
-GRPO_RECIPES = ("configs/recipes/stage3_grpo.yaml", "configs/recipes/demo/stage3_grpo.yaml")
+GRPO_RECIPES = (
+    "configs/recipes/stage3_grpo.yaml",
+    "configs/recipes/demo/stage3_grpo.yaml",
+    "configs/recipes/demo/learn/stage3_grpo.yaml",
+)
 
 
 def _parse_grpo(*argv: str):

@@ -222,6 +222,14 @@ def plot_training(work_dir: str | Path, out_path: str | Path) -> Path:
         if key is not None:
             ax.plot(steps, [e.get(key, float("nan")) for e in grpo], marker="o")
         ax.set(title=title, xlabel="step")
+    trend = grpo_reward_trend(work / GRPO_STAGE)
+    if trend is not None and len(steps) >= 2 * trend["window"]:
+        # the two window means that learning.json compares, over the steps they average
+        k, ax = trend["window"], axes[1]
+        ax.hlines([trend["first_mean_reward"], trend["last_mean_reward"]], [steps[0], steps[-k]],
+                  [steps[k - 1], steps[-1]], colors="tab:red", linewidth=2.5,
+                  label=f"mean of first / last {k}: {trend['rise']:+.2f} (se {trend['rise_se']:.2f})")  # fmt: skip
+        ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
