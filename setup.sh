@@ -40,12 +40,15 @@ install() {
   # must be the index build too: a CPU-only local torch wheel that a machine's pip config offers
   # through find-links would make `import torchvision` (and so Qwen's video processor) fail.
   if ! "$VENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then
+    local torch_pins  # pyproject.toml's own torch/torchvision pins
+    torch_pins="$(grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"' | tr '\n' ' ')"
+    # shellcheck disable=SC2086
     env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null "$VENV/bin/python" -m pip install -q \
-      --force-reinstall torch==2.13.0 torchvision==0.28.0
+      --force-reinstall $torch_pins
   fi
   "$VENV/bin/python" -m pip install -q "$@"
 }
-install torch==2.13.0 torchvision==0.28.0 -e ".[dev]"
+install -e ".[dev]"
 if [[ "$extras" == *gpu* ]]; then
   # flash-attn builds against the installed torch: install it without build isolation (so its
   # build tools must be in the venv).

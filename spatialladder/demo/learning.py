@@ -198,8 +198,12 @@ def learning_preface(results_dir: str | Path) -> str:
     return render_learning_table(json.loads(path.read_text(encoding="utf-8")))
 
 
-def plot_training(work_dir: str | Path, out_path: str | Path) -> Path:
-    """Loss per SFT stage (one panel) and GRPO reward, format reward and KL per step (one each)."""
+def plot_training(
+    work_dir: str | Path, out_path: str | Path, grpo_trend: Mapping[str, Any] | None = None
+) -> Path:
+    """Loss per SFT stage (one panel) and GRPO reward, format reward and KL per step (one each); the
+    reward panel marks the two window means of ``grpo_trend`` (:func:`grpo_reward_trend`, read from
+    the GRPO stage when not given)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,7 +226,7 @@ def plot_training(work_dir: str | Path, out_path: str | Path) -> Path:
         if key is not None:
             ax.plot(steps, [e.get(key, float("nan")) for e in grpo], marker="o")
         ax.set(title=title, xlabel="step")
-    trend = grpo_reward_trend(work / GRPO_STAGE)
+    trend = grpo_trend if grpo_trend is not None else grpo_reward_trend(work / GRPO_STAGE)
     if trend is not None and len(steps) >= 2 * trend["window"]:
         # the two window means that learning.json compares, over the steps they average
         k, ax = trend["window"], axes[1]
@@ -259,7 +263,7 @@ def write_learning(work_dir: str | Path, models: Sequence[str], *, report: bool 
     (eval_dir / "learning.json").write_text(json.dumps(learning, indent=2) + "\n", encoding="utf-8")
     if report:
         write_report(eval_dir, preface=learning_preface(eval_dir))
-        plot_training(work, work / "plots" / "training.png")
+        plot_training(work, work / "plots" / "training.png", grpo_trend=grpo)
     return learning
 
 
